@@ -1,0 +1,38 @@
+"""hsijax: one encoder for hyperspectral pixels from any sensor, in JAX/Flax.
+
+A JAX/Flax reimplementation of "A Shared Encoder for Multisource Hyperspectral Image" (Kong & Liu):
+reflection padding to a bucket length, a downsampling 1-D CNN, max-pooling over the band axis to a
+fixed-size code, and a decoder that repeats the code and upsamples back.
+
+    >>> import hsijax
+    >>> model = hsijax.create_model(code_width=16)
+    >>> codes = hsijax.encode(model, spectra)          # (N, b) -> (N, 16), any b in 1..512
+    >>> recon = hsijax.reconstruct(model, spectra)     # (N, b) -> (N, b)
+"""
+
+from hsijax.errors import HsijaxError
+from hsijax.inference import encode, reconstruct
+from hsijax.model import Model, ModelConfig, create_model
+from hsijax.scenes import Scene, load_indian_pines
+from hsijax.spectral import DEFAULT_BUCKETS, bucket_for, crop, fit_normalization, pad_to_bucket
+from hsijax.train import TrainingSet, pretrain
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "HsijaxError",
+    "Model",
+    "ModelConfig",
+    "Scene",
+    "TrainingSet",
+    "bucket_for",
+    "create_model",
+    "crop",
+    "encode",
+    "fit_normalization",
+    "load_indian_pines",
+    "pad_to_bucket",
+    "pretrain",
+    "reconstruct",
+]

@@ -1,0 +1,9 @@
+"""The one exception type that hsijax raises for bad user input.
+
+The command line catches `HsijaxError` and prints its message as one line on stderr with a non-zero
+exit code, without a traceback; anything else is a bug and keeps its traceback.
+"""
+
+
+class HsijaxError(ValueError):
+    """Bad input from the user: a path, an array, an argument. The message names it and says why."""

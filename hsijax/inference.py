@@ -1,0 +1,92 @@
+"""Encode and reconstruct spectra of any band count with one XLA compilation per bucket.
+
+Three things keep the compile count at one per bucket (and per model configuration):
+- padding happens on the host in NumPy, so the jitted functions only ever see bucket lengths;
+- the real band count is an *argument* (an array), not a static value;
+- pixels go through in chunks of a fixed ``batch_size`` rows, the last chunk zero-filled, so the
+  number of pixels never reaches a shape either.
+The jitted functions are cached per `ModelConfig`, so every model of one configuration shares them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from hsijax.model import Model, ModelConfig, SharedAutoencoder
+from hsijax.spectral import SpectraBatch, check_spectra, crop, make_batch
+
+DEFAULT_BATCH_SIZE = 2048
+
+
+@functools.lru_cache(maxsize=None)
+def jitted_encode(config: ModelConfig) -> Callable:
+    """(variables, padded spectra (N, B)) -> codes (N, c), compiled once per bucket."""
+    module = SharedAutoencoder(config)
+    return jax.jit(lambda variables, spectra: module.apply(variables, spectra, method="encode"))
+
+
+@functools.lru_cache(maxsize=None)
+def jitted_reconstruct(config: ModelConfig) -> Callable:
+    """(variables, SpectraBatch) -> padded reconstructions (N, B), compiled once per bucket."""
+    module = SharedAutoencoder(config)
+    return jax.jit(lambda variables, batch: module.apply(variables, *batch))
+
+
+def _rows_of(batch: SpectraBatch, start: int, size: int) -> SpectraBatch:
+    """Rows ``start : start + size`` of a batch, zero-filled to exactly ``size`` rows."""
+
+    def take(array):
+        part = array[start : start + size]
+        if part.shape[0] == size:
+            return part
+        filler = np.zeros((size - part.shape[0], *part.shape[1:]), part.dtype)
+        return np.concatenate([part, filler])
+
+    return SpectraBatch(*(take(array) for array in batch))
+
+
+def _in_chunks(function: Callable, batch: SpectraBatch, batch_size: int) -> np.ndarray:
+    """Apply ``function`` to fixed-size chunks of ``batch``; dispatch all, then gather."""
+    rows = batch.spectra.shape[0]
+    outputs = [
+        (start, function(_rows_of(batch, start, batch_size)))
+        for start in range(0, rows, batch_size)
+    ]
+    return np.concatenate(
+        [np.asarray(out)[: rows - start] for start, out in outputs]
+    ) if outputs else None
+
+
+def _prepare(model: Model, spectra, wavelengths) -> tuple[SpectraBatch, tuple[int, ...]]:
+    array = check_spectra(spectra)
+    leading = array.shape[:-1]
+    return make_batch(array.reshape(-1, array.shape[-1]), wavelengths, model.config.buckets), leading
+
+
+def encode(model: Model, spectra, wavelengths=None, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+    """Shared codes of ``spectra`` (..., b) -> (..., code_width), for any b within the buckets.
+
+    ``wavelengths`` (b,) are checked against the band count but do not change the code: the
+    encoder sees only the spectrum, which is what makes its codes comparable across sensors.
+    """
+    batch, leading = _prepare(model, spectra, wavelengths)
+    encode_fn = jitted_encode(model.config)
+    codes = _in_chunks(lambda chunk: encode_fn(model.variables, chunk.spectra), batch, batch_size)
+    if codes is None:
+        return np.zeros((*leading, model.config.code_width), np.float32)
+    return codes.reshape(*leading, model.config.code_width)
+
+
+def reconstruct(model: Model, spectra, wavelengths=None, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+    """Autoencoder output for ``spectra`` (..., b), cropped back to (..., b)."""
+    batch, leading = _prepare(model, spectra, wavelengths)
+    band_count = int(np.shape(spectra)[-1])
+    reconstruct_fn = jitted_reconstruct(model.config)
+    padded = _in_chunks(lambda chunk: reconstruct_fn(model.variables, chunk), batch, batch_size)
+    if padded is None:
+        return np.zeros((*leading, band_count), np.float32)
+    return crop(padded, band_count).reshape(*leading, band_count)

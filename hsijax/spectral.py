@@ -1,0 +1,184 @@
+"""Pure functions on spectra: bucket choice, reflection padding, cropping, normalisation.
+
+A pixel spectrum of ``b`` bands is padded at its end to a *bucket* length ``B >= b`` so that every
+sensor falls into one of a handful of array shapes, and jit compiles once per bucket instead of
+once per sensor. The band axis is always the last axis.
+
+Padding rule (reflection, defined for every ``b >= 1``). The real bands keep their positions
+``0 .. b-1`` and padded position ``j >= b`` copies real band ``reflect_indices(b, B)[j]``: the
+spectrum is mirrored at its last band *without repeating it* (``x0 x1 x2 | x1 x0 x1 x2 x1 ...``).
+When the padding is longer than the spectrum (``B - b >= b``) a single mirror image is not enough,
+so the reflection is iterated: the index bounces between the two ends with period ``2 (b - 1)``.
+This is exactly ``numpy.pad(x, (0, B - b), mode="reflect")``; for ``b = 1`` (period 0) the single
+band is repeated. Because the padding is at the end only, cropping back is the slice ``[..., :b]``,
+and every padded value is a copy of a real value of the same pixel (so max-pooling over the padded
+axis sees nothing that is not in the pixel).
+
+Normalisation is per scene, with one offset and one scale for all bands (a global min-max): it
+maps the scene into [0, 1] while keeping the *shape* of each spectrum and the relative brightness
+of its bands, which is what the shared encoder is meant to learn. A per-band standardisation would
+erase that shape and make codes of different sensors incomparable. The offset and scale are stored
+with the dataset so that reconstructions can be mapped back to the sensor's units and PSNR is
+measured on a fixed [0, 1] range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from hsijax.errors import HsijaxError
+
+# Powers of two cover 1 ... 512 bands (all twelve poster sensors, Xuzhou's 436 included) with at
+# most a 2x padding overhead, and each is a multiple of 2**L for up to 6 downsampling stages.
+DEFAULT_BUCKETS: tuple[int, ...] = (64, 128, 256, 512)
+
+
+def bucket_for(band_count: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> int:
+    """The smallest bucket length that holds ``band_count`` bands.
+
+    Raises `HsijaxError` for a band count below 1 or above the largest bucket.
+    """
+    band_count = int(band_count)
+    if band_count < 1:
+        raise HsijaxError(f"band count must be at least 1, got {band_count}")
+    fitting = [length for length in sorted(buckets) if length >= band_count]
+    if not fitting:
+        raise HsijaxError(
+            f"band count {band_count} is above the largest bucket ({max(buckets)}); "
+            "add a larger bucket length to the model config"
+        )
+    return fitting[0]
+
+
+def reflect_indices(band_count, length: int, xp=np):
+    """Index of the real band that each of ``length`` padded positions copies.
+
+    ``band_count`` may be a Python int, a NumPy array, or (with ``xp=jax.numpy``) a traced value,
+    so the same rule serves host-side padding and in-graph features such as band positions.
+    """
+    positions = xp.arange(length)
+    band_count = xp.asarray(band_count)[..., None]
+    period = xp.maximum(2 * (band_count - 1), 1)
+    folded = positions % period
+    return xp.where(folded < band_count, folded, period - folded)
+
+
+def reflect_pad(spectra, length: int):
+    """Pad the last axis of ``spectra`` (NumPy or JAX array) from b to ``length`` by reflection."""
+    band_count = spectra.shape[-1]
+    if length < band_count:
+        raise HsijaxError(f"cannot pad {band_count} bands to the shorter length {length}")
+    return spectra[..., reflect_indices(band_count, length)]
+
+
+def crop(padded, band_count: int):
+    """Inverse of `reflect_pad`: keep the first ``band_count`` bands of the last axis."""
+    if not 1 <= band_count <= padded.shape[-1]:
+        raise HsijaxError(
+            f"cannot crop {padded.shape[-1]} padded bands to {band_count} bands"
+        )
+    return padded[..., :band_count]
+
+
+def check_spectra(spectra, name: str = "spectra") -> np.ndarray:
+    """Return ``spectra`` as a float32 NumPy array after checking it is usable.
+
+    The band axis is the last; there must be at least one band, and every value must be finite.
+    """
+    array = np.asarray(spectra)
+    if array.ndim < 1:
+        raise HsijaxError(f"{name}: expected an array with a band axis, got a scalar")
+    if array.dtype.kind not in "biuf":
+        raise HsijaxError(f"{name}: expected numbers, got dtype {array.dtype}")
+    if array.shape[-1] < 1:
+        raise HsijaxError(f"{name}: has zero bands (shape {array.shape})")
+    array = array.astype(np.float32, copy=False)
+    if not np.isfinite(array).all():
+        bad = int(np.size(array) - np.isfinite(array).sum())
+        raise HsijaxError(f"{name}: contains {bad} NaN or infinite values")
+    return array
+
+
+def pad_to_bucket(spectra, buckets: Sequence[int] = DEFAULT_BUCKETS) -> tuple[np.ndarray, int]:
+    """Reflection-pad ``spectra`` (..., b) to its bucket; returns ``(padded, b)``.
+
+    Host-side NumPy on purpose: the jit-compiled model then only ever sees bucket shapes.
+    """
+    array = check_spectra(spectra)
+    band_count = array.shape[-1]
+    return reflect_pad(array, bucket_for(band_count, buckets)), band_count
+
+
+def pad_wavelengths(wavelengths, band_count: int, length: int, name: str = "wavelengths") -> np.ndarray:
+    """Pad a wavelength list (nm) like the spectra: each padded band keeps its source's wavelength."""
+    array = check_spectra(np.asarray(wavelengths, dtype=np.float64).reshape(-1), name)
+    if array.shape[0] != band_count:
+        raise HsijaxError(
+            f"{name}: has {array.shape[0]} values but the spectra have {band_count} bands"
+        )
+    if (array <= 0).any():
+        raise HsijaxError(f"{name}: wavelengths must be positive numbers in nm")
+    return reflect_pad(array, length)
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalization:
+    """Per-scene affine map to [0, 1]: ``normalised = (raw - offset) / scale``."""
+
+    offset: float
+    scale: float
+
+    def apply(self, raw) -> np.ndarray:
+        return ((np.asarray(raw, dtype=np.float32) - self.offset) / self.scale).astype(np.float32)
+
+    def invert(self, normalised) -> np.ndarray:
+        return np.asarray(normalised, dtype=np.float32) * self.scale + self.offset
+
+
+def fit_normalization(cube, name: str = "cube") -> Normalization:
+    """Global min-max of a scene (all pixels and bands together); see the module docstring.
+
+    Works on the raw dtype without a float copy, so it is cheap for memory-mapped scenes.
+    """
+    array = np.asarray(cube)
+    if array.size == 0 or array.dtype.kind not in "biuf":
+        raise HsijaxError(f"{name}: expected a non-empty numeric array, got {array.dtype} {array.shape}")
+    low, high = float(array.min()), float(array.max())
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise HsijaxError(f"{name}: contains NaN or infinite values")
+    scale = high - low
+    return Normalization(offset=low, scale=scale if scale > 0 else 1.0)
+
+
+class SpectraBatch(NamedTuple):
+    """What the jit-compiled autoencoder takes: one bucket's worth of padded pixels.
+
+    Per-pixel band counts and wavelength flags let one batch mix scenes of the same bucket.
+    """
+
+    spectra: np.ndarray  # (N, B) float32, reflection-padded
+    band_count: np.ndarray  # (N,) int32, the real b of each pixel
+    wavelengths: np.ndarray  # (N, B) float32 nm, padded like the spectra; 0 where unknown
+    has_wavelengths: np.ndarray  # (N,) bool
+
+
+def make_batch(spectra, wavelengths=None, buckets: Sequence[int] = DEFAULT_BUCKETS) -> SpectraBatch:
+    """Pad ``spectra`` (N, b) of one sensor to its bucket, with its wavelengths (b,) if known."""
+    padded, band_count = pad_to_bucket(spectra, buckets)
+    rows, length = padded.reshape(-1, padded.shape[-1]).shape
+    if wavelengths is None:
+        padded_wavelengths = np.zeros((rows, length), np.float32)
+    else:
+        padded_wavelengths = np.broadcast_to(
+            pad_wavelengths(wavelengths, band_count, length).astype(np.float32), (rows, length)
+        )
+    return SpectraBatch(
+        spectra=padded.reshape(rows, length),
+        band_count=np.full((rows,), band_count, np.int32),
+        wavelengths=padded_wavelengths,
+        has_wavelengths=np.full((rows,), wavelengths is not None),
+    )

@@ -1,0 +1,115 @@
+"""The network: shapes for every poster sensor and code width, both decoders, gradients, config."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import POSTER_BAND_COUNTS
+
+import hsijax
+from hsijax import HsijaxError, create_model
+from hsijax.model import ModelConfig
+from hsijax.spectral import make_batch
+from hsijax.train import loss_fn
+
+CODE_WIDTHS = (8, 16, 32)
+DECODERS = ("faithful", "conditioned")
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {(c, d): create_model(c, d) for c in CODE_WIDTHS for d in DECODERS}
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("code_width", CODE_WIDTHS)
+def test_shapes_for_every_poster_band_count(models, code_width, decoder):
+    model = models[(code_width, decoder)]
+    rng = np.random.default_rng(0)
+    for bands in POSTER_BAND_COUNTS:
+        spectra = rng.random((5, bands), dtype=np.float32)
+        wavelengths = np.linspace(400, 2500, bands)
+        codes = hsijax.encode(model, spectra, wavelengths, batch_size=8)
+        recon = hsijax.reconstruct(model, spectra, wavelengths, batch_size=8)
+        assert codes.shape == (5, code_width) and codes.dtype == np.float32
+        assert recon.shape == (5, bands)
+        assert np.isfinite(codes).all() and np.isfinite(recon).all()
+
+
+def test_code_is_the_maximum_of_the_encoder_features_over_the_band_axis():
+    model = create_model(8)
+    padded, _ = hsijax.pad_to_bucket(np.random.default_rng(1).random((3, 100)))
+    features = model.module.apply(model.variables, padded, method=lambda m, x: m.encoder(x))
+    assert features.shape == (3, 128 // 2**model.config.stages, 8)
+    np.testing.assert_allclose(hsijax.encode(model, padded[:, :100]), features.max(axis=1), rtol=1e-5, atol=1e-6)
+
+
+def test_codes_do_not_depend_on_the_rest_of_the_batch():
+    model = create_model(16)
+    spectra = np.random.default_rng(2).random((37, 200), dtype=np.float32)
+    together = hsijax.encode(model, spectra, batch_size=16)
+    alone = np.concatenate([hsijax.encode(model, row[None], batch_size=16) for row in spectra[:3]])
+    np.testing.assert_allclose(together[:3], alone, rtol=1e-5, atol=1e-6)
+
+
+def test_only_the_conditioned_decoder_uses_wavelengths():
+    spectra = np.random.default_rng(3).random((4, 144), dtype=np.float32)
+    wavelengths = np.linspace(380, 1050, 144)
+    for decoder, should_differ in (("faithful", False), ("conditioned", True)):
+        model = create_model(16, decoder)
+        with_wl = hsijax.reconstruct(model, spectra, wavelengths)
+        without = hsijax.reconstruct(model, spectra)
+        assert (not np.allclose(with_wl, without)) == should_differ, decoder
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+@pytest.mark.parametrize("bands", [103, 436])
+def test_gradients_are_finite_and_reach_every_parameter(decoder, bands):
+    model = create_model(16, decoder)
+    batch = make_batch(np.random.default_rng(4).random((6, bands)), np.linspace(400, 2500, bands))
+    grads, _ = jax.grad(loss_fn, has_aux=True)(model.variables, model.module, batch, 1e-4)
+    leaves = jax.tree.leaves(grads)
+    assert all(bool(jnp.isfinite(g).all()) for g in leaves)
+    assert all(float(jnp.abs(g).max()) > 0 for g in leaves)
+
+
+def test_padded_bands_do_not_enter_the_loss():
+    model = create_model(8)
+    batch = make_batch(np.random.default_rng(5).random((4, 100)))
+    recon = model.module.apply(model.variables, *batch)
+    _, mse = loss_fn(model.variables, model.module, batch, 0.0)
+    expected = np.mean((np.asarray(recon)[:, :100] - batch.spectra[:, :100]) ** 2)
+    np.testing.assert_allclose(mse, expected, rtol=1e-5)
+    everywhere = np.mean((np.asarray(recon) - batch.spectra) ** 2)
+    assert not np.isclose(mse, everywhere, rtol=1e-5)
+
+
+def test_same_seed_same_parameters_other_seed_other_parameters():
+    leaves = lambda m: jax.tree.leaves(m.variables)
+    a, b, c = create_model(seed=1), create_model(seed=1), create_model(seed=2)
+    assert all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(b)))
+    assert not all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(c)))
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"decoder": "mirror"}, "decoder must be one of"),
+        ({"code_width": 0}, "code_width must be at least 1"),
+        ({"kernel_size": 4}, "positive odd"),
+        ({"buckets": (64, 100)}, "multiple of 2\\*\\*stages = 8"),
+        ({"widths": ()}, "non-empty"),
+        ({"code_widht": 8}, "unknown model config field"),
+    ],
+)
+def test_bad_model_config_is_a_clear_error(fields, message):
+    with pytest.raises(HsijaxError, match=message):
+        create_model(**fields)
+
+
+def test_config_round_trips_through_json_fields():
+    config = ModelConfig(code_width=32, decoder="conditioned", widths=(8, 16), buckets=(256, 64))
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    assert config.buckets == (64, 256)
