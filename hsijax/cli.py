@@ -49,12 +49,52 @@ def run_demo_command(args) -> None:
     print(f"\nwrote {settings.workdir / 'demo.json'}")
 
 
+def add_import(subparsers) -> None:
+    from hsijax.datasets import DEFAULT_DATA_DIR
+
+    command = subparsers.add_parser(
+        "import", help="build a dataset from any scene file (.mat, ENVI .hdr, TIFF, .npy)"
+    )
+    command.add_argument("file", type=Path, help="the cube: .mat (v5 or v7.3), .hdr, .tif, .npy")
+    command.add_argument("--name", required=True, help="dataset name: lowercase, digits, _")
+    command.add_argument("--gt", type=Path, help="ground-truth label map (0 = unlabelled)")
+    command.add_argument("--key", help="variable holding the cube in a .mat file")
+    command.add_argument("--gt-key", help="variable holding the labels in a .mat file")
+    command.add_argument("--wavelengths", type=Path, help="band centres in nm (text, .npy, .mat)")
+    command.add_argument("--shape", type=positive_int, nargs=2, metavar=("H", "W"),
+                         help="image size, for a bands x pixels matrix (column-major)")
+    command.add_argument("--sensor", default="unknown")
+    command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    command.set_defaults(run=run_import_command)
+
+
+def run_import_command(args) -> None:
+    from hsijax.datasets import build_dataset
+    from hsijax.readers import read_cube, read_labels, read_wavelengths
+    from hsijax.scenes import Scene
+
+    cube, wavelengths = read_cube(args.file, args.key, tuple(args.shape) if args.shape else None)
+    if args.wavelengths is not None:
+        wavelengths = read_wavelengths(args.wavelengths)
+    labels = read_labels(args.gt, args.gt_key) if args.gt is not None else None
+    if labels is not None and labels.shape != cube.shape[:2]:
+        raise HsijaxError(
+            f"{args.gt}: ground truth shape {labels.shape} differs from the image's {cube.shape[:2]}"
+        )
+    if wavelengths is not None and len(wavelengths) != cube.shape[-1]:
+        raise HsijaxError(f"{args.wavelengths or args.file}: {len(wavelengths)} wavelengths for "
+                          f"{cube.shape[-1]} bands")
+    scene = Scene(args.name, args.sensor, cube, labels, wavelengths)
+    print(build_dataset(scene, args.data_dir, source=str(args.file)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hsijax", description="A shared encoder for hyperspectral images from any sensor."
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_demo(subparsers)
+    add_import(subparsers)
     return parser
 
 

@@ -1,0 +1,163 @@
+"""Scenes as TFDS datasets: one example per pixel, written as ArrayRecord, read without TensorFlow.
+
+Features: ``spectrum`` (b,) float32, ``label`` int32 (0 = unlabelled, as in the published ground
+truths), ``row`` and ``col`` int32. Spectra are stored as float32 in the sensor's units: one dtype
+for every scene whatever its file held (uint16, int16, float64), exact for the 16-bit integers
+that most sensors deliver; the normalisation (see `hsijax.spectral`) is stored as metadata and
+applied when reading, so the dataset stays faithful to the file.
+
+Metadata: sensor, band count, wavelengths in nm (or none), height, width, class names, the
+normalisation offset and scale, and the source file.
+
+A dataset appears whole or not at all: it is built in a temporary directory beside its target and
+moved into place only when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import tempfile
+import types
+from pathlib import Path
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from hsijax.errors import HsijaxError
+from hsijax.scenes import Scene
+from hsijax.spectral import fit_normalization
+
+VERSION = "1.0.0"
+DEFAULT_DATA_DIR = Path.home() / "tensorflow_datasets"
+
+
+def check_scene(scene: Scene) -> None:
+    """Reject what would make a broken dataset; messages name the scene."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", scene.name):
+        raise HsijaxError(
+            f"dataset name {scene.name!r}: use lowercase letters, digits and underscores, "
+            "starting with a letter"
+        )
+    cube = scene.cube
+    if cube.ndim != 3 or min(cube.shape) == 0:
+        raise HsijaxError(f"{scene.name}: expected a non-empty (H, W, b) cube, got shape {cube.shape}")
+    fit_normalization(cube, name=scene.name)  # raises on NaN / inf
+    if scene.labels is not None and scene.labels.shape != cube.shape[:2]:
+        raise HsijaxError(
+            f"{scene.name}: ground truth shape {scene.labels.shape} differs from the image's "
+            f"{cube.shape[:2]}"
+        )
+    if scene.labels is not None and scene.class_names and scene.labels.max() > len(scene.class_names):
+        raise HsijaxError(
+            f"{scene.name}: label {scene.labels.max()} is out of range for "
+            f"{len(scene.class_names)} classes"
+        )
+    if scene.wavelengths_nm is not None and len(scene.wavelengths_nm) != cube.shape[-1]:
+        raise HsijaxError(
+            f"{scene.name}: {len(scene.wavelengths_nm)} wavelengths for {cube.shape[-1]} bands"
+        )
+
+
+def scene_metadata(scene: Scene, source: str) -> dict:
+    norm = fit_normalization(scene.cube, name=scene.name)
+    height, width, bands = scene.cube.shape
+    wavelengths = None if scene.wavelengths_nm is None else [float(w) for w in scene.wavelengths_nm]
+    return {
+        "sensor": scene.sensor,
+        "bands": bands,
+        "height": height,
+        "width": width,
+        "wavelengths_nm": wavelengths,
+        "class_names": list(scene.class_names),
+        "normalization": {"offset": norm.offset, "scale": norm.scale},
+        "source": source,
+    }
+
+
+class SceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Writes one in-memory `Scene`; `hsijax import` and the per-scene builders both end here."""
+
+    VERSION = tfds.core.Version(VERSION)
+
+    def __init__(self, scene: Scene, source: str, **kwargs):
+        self.scene = scene
+        self.source = source
+        super().__init__(**kwargs)
+
+    @classmethod
+    def named(cls, name: str) -> type[SceneBuilder]:
+        """A subclass whose TFDS name is ``name`` (TFDS takes the name from the class)."""
+        return types.new_class(
+            name, (cls,), {"skip_registration": True}, lambda namespace: namespace.update(name=name)
+        )
+
+    def _info(self):
+        bands = self.scene.cube.shape[-1]
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=f"{self.scene.name}: {self.scene.sensor} scene, one example per pixel.",
+            features=tfds.features.FeaturesDict(
+                {
+                    "spectrum": tfds.features.Tensor(shape=(bands,), dtype=np.float32),
+                    "label": tfds.features.Scalar(dtype=np.int32),
+                    "row": tfds.features.Scalar(dtype=np.int32),
+                    "col": tfds.features.Scalar(dtype=np.int32),
+                }
+            ),
+            metadata=tfds.core.MetadataDict(scene_metadata(self.scene, self.source)),
+        )
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples()}
+
+    def _generate_examples(self):
+        cube, labels = self.scene.cube, self.scene.labels
+        height, width, _ = cube.shape
+        for row in range(height):
+            spectra = np.asarray(cube[row], dtype=np.float32)
+            for col in range(width):
+                label = 0 if labels is None else int(labels[row, col])
+                yield row * width + col, {"spectrum": spectra[col], "label": label, "row": row, "col": col}
+
+
+def build_dataset(scene: Scene, data_dir=DEFAULT_DATA_DIR, source: str = "", overwrite: bool = True) -> Path:
+    """Write ``scene`` under ``data_dir/NAME/VERSION`` and return that directory."""
+    check_scene(scene)
+    data_dir = Path(data_dir)
+    target = data_dir / scene.name / VERSION
+    if target.exists() and not overwrite:
+        raise HsijaxError(f"{target}: already exists")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".building-{scene.name}-"))
+    try:
+        builder_class = SceneBuilder.named(scene.name)
+        builder = builder_class(scene, source, data_dir=str(staging), file_format="array_record")
+        tfds.disable_progress_bar()
+        builder.download_and_prepare()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            shutil.rmtree(target)
+        (staging / scene.name / VERSION).rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+@dataclasses.dataclass(frozen=True)
+class SceneDataset:
+    """A prepared scene: random access to its pixels plus its metadata."""
+
+    directory: Path
+    source: object  # a tfds data source: len() and [index] -> dict of NumPy values
+    metadata: dict
+
+
+def load_dataset(directory) -> SceneDataset:
+    """Open a dataset directory written by `build_dataset` (``.../NAME/VERSION``)."""
+    directory = Path(directory)
+    if not (directory / "dataset_info.json").is_file():
+        raise HsijaxError(f"{directory}: not a prepared hsijax dataset (no dataset_info.json)")
+    builder = tfds.builder_from_directory(str(directory))
+    return SceneDataset(directory, builder.as_data_source()["train"], dict(builder.info.metadata))
