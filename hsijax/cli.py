@@ -81,9 +81,6 @@ def run_import_command(args) -> None:
         raise HsijaxError(
             f"{args.gt}: ground truth shape {labels.shape} differs from the image's {cube.shape[:2]}"
         )
-    if wavelengths is not None and len(wavelengths) != cube.shape[-1]:
-        raise HsijaxError(f"{args.wavelengths or args.file}: {len(wavelengths)} wavelengths for "
-                          f"{cube.shape[-1]} bands")
     scene = Scene(args.name, args.sensor, cube, labels, wavelengths)
     print(build_dataset(scene, args.data_dir, source=str(args.file)))
 

@@ -27,14 +27,14 @@ import tensorflow_datasets as tfds
 
 from hsijax.errors import HsijaxError
 from hsijax.scenes import Scene
-from hsijax.spectral import fit_normalization
+from hsijax.spectral import Normalization, fit_normalization
 
 VERSION = "1.0.0"
 DEFAULT_DATA_DIR = Path.home() / "tensorflow_datasets"
 
 
-def check_scene(scene: Scene) -> None:
-    """Reject what would make a broken dataset; messages name the scene."""
+def check_scene(scene: Scene) -> Normalization:
+    """Reject what would make a broken dataset (messages name the scene); returns its normalisation."""
     if not re.fullmatch(r"[a-z][a-z0-9_]*", scene.name):
         raise HsijaxError(
             f"dataset name {scene.name!r}: use lowercase letters, digits and underscores, "
@@ -43,7 +43,7 @@ def check_scene(scene: Scene) -> None:
     cube = scene.cube
     if cube.ndim != 3 or min(cube.shape) == 0:
         raise HsijaxError(f"{scene.name}: expected a non-empty (H, W, b) cube, got shape {cube.shape}")
-    fit_normalization(cube, name=scene.name)  # raises on NaN / inf
+    norm = fit_normalization(cube, name=scene.name)  # raises on NaN / inf
     if scene.labels is not None and scene.labels.shape != cube.shape[:2]:
         raise HsijaxError(
             f"{scene.name}: ground truth shape {scene.labels.shape} differs from the image's "
@@ -58,10 +58,10 @@ def check_scene(scene: Scene) -> None:
         raise HsijaxError(
             f"{scene.name}: {len(scene.wavelengths_nm)} wavelengths for {cube.shape[-1]} bands"
         )
+    return norm
 
 
-def scene_metadata(scene: Scene, source: str) -> dict:
-    norm = fit_normalization(scene.cube, name=scene.name)
+def scene_metadata(scene: Scene, norm: Normalization, source: str) -> dict:
     height, width, bands = scene.cube.shape
     wavelengths = None if scene.wavelengths_nm is None else [float(w) for w in scene.wavelengths_nm]
     return {
@@ -81,8 +81,9 @@ class SceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     VERSION = tfds.core.Version(VERSION)
 
-    def __init__(self, scene: Scene, source: str, **kwargs):
+    def __init__(self, scene: Scene, norm: Normalization, source: str, **kwargs):
         self.scene = scene
+        self.norm = norm
         self.source = source
         super().__init__(**kwargs)
 
@@ -106,7 +107,7 @@ class SceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                     "col": tfds.features.Scalar(dtype=np.int32),
                 }
             ),
-            metadata=tfds.core.MetadataDict(scene_metadata(self.scene, self.source)),
+            metadata=tfds.core.MetadataDict(scene_metadata(self.scene, self.norm, self.source)),
         )
 
     def _split_generators(self, dl_manager):
@@ -124,7 +125,7 @@ class SceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
 def build_dataset(scene: Scene, data_dir=DEFAULT_DATA_DIR, source: str = "", overwrite: bool = True) -> Path:
     """Write ``scene`` under ``data_dir/NAME/VERSION`` and return that directory."""
-    check_scene(scene)
+    norm = check_scene(scene)
     data_dir = Path(data_dir)
     target = data_dir / scene.name / VERSION
     if target.exists() and not overwrite:
@@ -133,7 +134,7 @@ def build_dataset(scene: Scene, data_dir=DEFAULT_DATA_DIR, source: str = "", ove
     staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".building-{scene.name}-"))
     try:
         builder_class = SceneBuilder.named(scene.name)
-        builder = builder_class(scene, source, data_dir=str(staging), file_format="array_record")
+        builder = builder_class(scene, norm, source, data_dir=str(staging), file_format="array_record")
         tfds.disable_progress_bar()
         builder.download_and_prepare()
         target.parent.mkdir(parents=True, exist_ok=True)
