@@ -95,52 +95,72 @@ class SceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         )
 
     def _info(self):
-        bands = self.scene.cube.shape[-1]
         return tfds.core.DatasetInfo(
             builder=self,
             description=f"{self.scene.name}: {self.scene.sensor} scene, one example per pixel.",
-            features=tfds.features.FeaturesDict(
-                {
-                    "spectrum": tfds.features.Tensor(shape=(bands,), dtype=np.float32),
-                    "label": tfds.features.Scalar(dtype=np.int32),
-                    "row": tfds.features.Scalar(dtype=np.int32),
-                    "col": tfds.features.Scalar(dtype=np.int32),
-                }
-            ),
+            features=pixel_features(self.scene.cube.shape[-1]),
             metadata=tfds.core.MetadataDict(scene_metadata(self.scene, self.norm, self.source)),
         )
 
     def _split_generators(self, dl_manager):
-        return {"train": self._generate_examples()}
+        return {"train": self._generate_examples(self.scene)}
 
-    def _generate_examples(self):
-        cube, labels = self.scene.cube, self.scene.labels
-        height, width, _ = cube.shape
-        for row in range(height):
-            spectra = np.asarray(cube[row], dtype=np.float32)
-            for col in range(width):
-                label = 0 if labels is None else int(labels[row, col])
-                yield row * width + col, {"spectrum": spectra[col], "label": label, "row": row, "col": col}
+    def _generate_examples(self, scene: Scene):
+        return pixel_examples(scene)
+
+
+def pixel_features(bands: int) -> tfds.features.FeaturesDict:
+    """The features of every hsijax dataset (see the module docstring)."""
+    return tfds.features.FeaturesDict(
+        {
+            "spectrum": tfds.features.Tensor(shape=(bands,), dtype=np.float32),
+            "label": tfds.features.Scalar(dtype=np.int32),
+            "row": tfds.features.Scalar(dtype=np.int32),
+            "col": tfds.features.Scalar(dtype=np.int32),
+        }
+    )
+
+
+def pixel_examples(scene: Scene):
+    """(key, example) for every pixel in row-major order; the key is the pixel's flat index."""
+    cube, labels = scene.cube, scene.labels
+    height, width, _ = cube.shape
+    for row in range(height):
+        spectra = np.asarray(cube[row], dtype=np.float32)
+        for col in range(width):
+            label = 0 if labels is None else int(labels[row, col])
+            yield row * width + col, {"spectrum": spectra[col], "label": label, "row": row, "col": col}
 
 
 def build_dataset(scene: Scene, data_dir=DEFAULT_DATA_DIR, source: str = "", overwrite: bool = True) -> Path:
     """Write ``scene`` under ``data_dir/NAME/VERSION`` and return that directory."""
     norm = check_scene(scene)
+    builder_class = SceneBuilder.named(scene.name)
+    return prepare_staged(
+        scene.name, data_dir, lambda staging: builder_class(
+            scene, norm, source, data_dir=str(staging), file_format="array_record"
+        ), overwrite=overwrite,
+    )
+
+
+def prepare_staged(name: str, data_dir, make_builder, overwrite: bool = True, **prepare_kwargs) -> Path:
+    """Run ``make_builder(staging_dir).download_and_prepare()`` and move the result into place.
+
+    The dataset is written in a temporary directory beside its target, so an error or a kill
+    leaves no partial dataset under ``data_dir/NAME``; only complete datasets are moved in.
+    """
     data_dir = Path(data_dir)
-    target = data_dir / scene.name / VERSION
+    target = data_dir / name / VERSION
     if target.exists() and not overwrite:
         raise HsijaxError(f"{target}: already exists")
     data_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".building-{scene.name}-"))
+    staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".building-{name}-"))
     try:
-        builder_class = SceneBuilder.named(scene.name)
-        builder = builder_class(scene, norm, source, data_dir=str(staging), file_format="array_record")
-        tfds.disable_progress_bar()
-        builder.download_and_prepare()
+        make_builder(staging).download_and_prepare(**prepare_kwargs)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
             shutil.rmtree(target)
-        (staging / scene.name / VERSION).rename(target)
+        (staging / name / VERSION).rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

@@ -24,7 +24,10 @@ CUBE_SUFFIXES = (".mat", ".npy", ".hdr", ".tif", ".tiff")
 
 
 def _arrays_in_mat(path: Path) -> dict[str, np.ndarray]:
-    """All numeric arrays of a .mat file, v5 or v7.3, with v7.3's transposition undone."""
+    """All numeric arrays of a .mat file, v5 or v7.3, with v7.3's transposition undone.
+
+    Fields of MATLAB structs are included as ``"struct/field"`` (Chikusei's ground truth is one).
+    """
     import h5py
     import scipy.io
 
@@ -32,20 +35,35 @@ def _arrays_in_mat(path: Path) -> dict[str, np.ndarray]:
         return _arrays_in_hdf5_mat(path)
     try:
         contents = scipy.io.loadmat(path)
-        return {k: v for k, v in contents.items() if not k.startswith("__") and _numeric(v)}
     except Exception as error:  # scipy raises many types for damaged files
         raise HsijaxError(f"{path}: not a readable MATLAB file ({error})") from None
+    arrays = {}
+    for key, value in contents.items():
+        if not key.startswith("__"):
+            _collect_v5(key, value, arrays)
+    return arrays
+
+
+def _collect_v5(name: str, value, arrays: dict) -> None:
+    if isinstance(value, np.ndarray) and value.dtype.names and value.size == 1:  # a struct
+        for field in value.dtype.names:
+            _collect_v5(f"{name}/{field}", value[field].item(), arrays)
+    elif _numeric(value):
+        arrays[name] = value
 
 
 def _arrays_in_hdf5_mat(path: Path) -> dict[str, np.ndarray]:
     import h5py
 
     arrays = {}
+
+    def collect(name, item):
+        if isinstance(item, h5py.Dataset) and _numeric(item) and not name.startswith("#refs#"):
+            arrays[name] = np.asarray(item).transpose()
+
     try:
         with h5py.File(path, "r") as handle:
-            for key, item in handle.items():
-                if isinstance(item, h5py.Dataset) and _numeric(item):
-                    arrays[key] = np.asarray(item).transpose()
+            handle.visititems(collect)
     except (OSError, ValueError) as error:
         raise HsijaxError(f"{path}: not a readable MATLAB v7.3 (HDF5) file ({error})") from None
     return arrays
@@ -127,8 +145,14 @@ def read_arrays(path, key: str | None, ndims: tuple[int, ...], what: str):
     raise HsijaxError(f"{path}: unsupported file type {suffix!r}; expected one of {CUBE_SUFFIXES}")
 
 
-def to_band_last(array: np.ndarray, path, shape: tuple[int, int] | None) -> np.ndarray:
-    """(H, W, b) from a band-last or band-first cube, or from a bands x pixels matrix + ``shape``."""
+LAYOUTS = ("auto", "band_last", "band_first")
+
+
+def to_band_last(array: np.ndarray, path, shape: tuple[int, int] | None, layout: str = "auto") -> np.ndarray:
+    """(H, W, b) from a band-last or band-first cube, or from a bands x pixels matrix + ``shape``.
+
+    ``layout="auto"`` takes a 3-D array as band-first when its first axis is the smallest.
+    """
     if array.ndim == 2:
         if shape is None:
             raise HsijaxError(
@@ -145,15 +169,16 @@ def to_band_last(array: np.ndarray, path, shape: tuple[int, int] | None) -> np.n
         raise HsijaxError(f"{path}: expected a 3-D cube, got an array of shape {array.shape}")
     if min(array.shape) == 0:
         raise HsijaxError(f"{path}: the cube has a zero-size dimension {array.shape}")
-    if array.shape[0] < min(array.shape[1:]):
-        return np.moveaxis(array, 0, -1)
-    return array
+    if layout not in LAYOUTS:
+        raise HsijaxError(f"layout {layout!r}: expected one of {LAYOUTS}")
+    band_first = layout == "band_first" or (layout == "auto" and array.shape[0] < min(array.shape[1:]))
+    return np.moveaxis(array, 0, -1) if band_first else array
 
 
-def read_cube(path, key: str | None = None, shape: tuple[int, int] | None = None):
+def read_cube(path, key: str | None = None, shape: tuple[int, int] | None = None, layout: str = "auto"):
     """(cube (H, W, b), wavelengths (b,) in nm or None) from a file of any supported format."""
     array, wavelengths = read_arrays(path, key, (2, 3) if shape else (3,), "3-D cube")
-    cube = to_band_last(array, path, shape)
+    cube = to_band_last(array, path, shape, layout)
     if cube.dtype.kind not in "biuf":
         raise HsijaxError(f"{path}: the cube is not numeric (dtype {cube.dtype})")
     return cube, wavelengths

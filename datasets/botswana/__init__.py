@@ -1,0 +1,1 @@
+"""Botswana, Okavango Delta (EO-1 Hyperion): TFDS builder (see README.md)."""

@@ -1,0 +1,11 @@
+"""botswana builder test over dummy_data/ (small files in the published files' format)."""
+
+from hsijax.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
+from hsijax import testing
+
+from . import botswana_dataset_builder
+
+
+class BotswanaTest(testing.SceneBuilderTestCase):
+    DATASET_CLASS = botswana_dataset_builder.Builder
+    SPLITS = {"train": DUMMY_HEIGHT * DUMMY_WIDTH}

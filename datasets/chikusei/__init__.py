@@ -1,0 +1,1 @@
+"""Chikusei (Headwall Hyperspec-VNIR-C): TFDS builder (see README.md)."""

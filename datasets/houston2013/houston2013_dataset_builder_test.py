@@ -1,0 +1,11 @@
+"""houston2013 builder test over dummy_data/ (small files in the published files' format)."""
+
+from hsijax.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
+from hsijax import testing
+
+from . import houston2013_dataset_builder
+
+
+class Houston2013Test(testing.SceneBuilderTestCase):
+    DATASET_CLASS = houston2013_dataset_builder.Builder
+    SPLITS = {"train": DUMMY_HEIGHT * DUMMY_WIDTH}

@@ -1,0 +1,1 @@
+"""Indian Pines (AVIRIS, corrected): TFDS builder (see README.md)."""

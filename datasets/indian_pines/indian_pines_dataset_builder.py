@@ -1,0 +1,14 @@
+"""Indian Pines (AVIRIS, corrected): TFDS builder, one example per pixel. Source, licence, citation: README.md.
+
+``tfds build datasets/indian_pines`` and ``hsijax prepare indian_pines`` build the same dataset; the work is
+done by `hsijax.published.IndianPinesBuilder` from the catalogue entry `hsijax.catalog.SCENES["indian_pines"]`.
+"""
+
+from hsijax.catalog import SCENES
+from hsijax.published import IndianPinesBuilder
+
+
+class Builder(IndianPinesBuilder):
+    """DatasetBuilder for indian_pines: features spectrum (float32, 200), label, row, col."""
+
+    SPEC = SCENES["indian_pines"]

@@ -1,0 +1,1 @@
+"""Kennedy Space Center (AVIRIS): TFDS builder (see README.md)."""

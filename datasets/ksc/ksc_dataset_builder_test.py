@@ -1,0 +1,11 @@
+"""ksc builder test over dummy_data/ (small files in the published files' format)."""
+
+from hsijax.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
+from hsijax import testing
+
+from . import ksc_dataset_builder
+
+
+class KscTest(testing.SceneBuilderTestCase):
+    DATASET_CLASS = ksc_dataset_builder.Builder
+    SPLITS = {"train": DUMMY_HEIGHT * DUMMY_WIDTH}

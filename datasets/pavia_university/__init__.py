@@ -1,0 +1,1 @@
+"""Pavia University (ROSIS): TFDS builder (see README.md)."""

@@ -1,0 +1,1 @@
+"""Salinas Valley (AVIRIS, corrected): TFDS builder (see README.md)."""

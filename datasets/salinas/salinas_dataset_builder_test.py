@@ -1,0 +1,11 @@
+"""salinas builder test over dummy_data/ (small files in the published files' format)."""
+
+from hsijax.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
+from hsijax import testing
+
+from . import salinas_dataset_builder
+
+
+class SalinasTest(testing.SceneBuilderTestCase):
+    DATASET_CLASS = salinas_dataset_builder.Builder
+    SPLITS = {"train": DUMMY_HEIGHT * DUMMY_WIDTH}

@@ -1,0 +1,1 @@
+"""Washington DC Mall (HYDICE): TFDS builder (see README.md)."""

@@ -1,0 +1,11 @@
+"""washington_dc builder test over dummy_data/ (small files in the published files' format)."""
+
+from hsijax.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
+from hsijax import testing
+
+from . import washington_dc_dataset_builder
+
+
+class WashingtonDcTest(testing.SceneBuilderTestCase):
+    DATASET_CLASS = washington_dc_dataset_builder.Builder
+    SPLITS = {"train": DUMMY_HEIGHT * DUMMY_WIDTH}

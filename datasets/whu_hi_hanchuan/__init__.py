@@ -1,0 +1,1 @@
+"""WHU-Hi-HanChuan (Headwall Nano-Hyperspec, UAV): TFDS builder (see README.md)."""

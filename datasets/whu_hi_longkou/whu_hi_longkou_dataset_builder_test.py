@@ -1,0 +1,11 @@
+"""whu_hi_longkou builder test over dummy_data/ (small files in the published files' format)."""
+
+from hsijax.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
+from hsijax import testing
+
+from . import whu_hi_longkou_dataset_builder
+
+
+class WhuHiLongkouTest(testing.SceneBuilderTestCase):
+    DATASET_CLASS = whu_hi_longkou_dataset_builder.Builder
+    SPLITS = {"train": DUMMY_HEIGHT * DUMMY_WIDTH}

@@ -1,0 +1,1 @@
+"""Xuzhou (HySpex): TFDS builder (see README.md)."""

@@ -1,0 +1,11 @@
+"""xuzhou builder test over dummy_data/ (small files in the published files' format)."""
+
+from hsijax.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
+from hsijax import testing
+
+from . import xuzhou_dataset_builder
+
+
+class XuzhouTest(testing.SceneBuilderTestCase):
+    DATASET_CLASS = xuzhou_dataset_builder.Builder
+    SPLITS = {"train": DUMMY_HEIGHT * DUMMY_WIDTH}

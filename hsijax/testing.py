@@ -1,0 +1,128 @@
+"""`SceneBuilderTestCase`: TFDS's builder test contract, without TensorFlow.
+
+``tfds.testing.DatasetBuilderTestCase`` derives from ``tf.test.TestCase`` and reads examples back
+through ``tf.data``, so it cannot run where TensorFlow is not installed, and hsijax keeps
+TensorFlow out of its dependencies. This class keeps the same contract: set ``DATASET_CLASS`` and
+``SPLITS``; dummy data lives in ``dummy_data/`` beside the builder; the download manager is mocked
+so that no network is used; then it prepares the dataset, checks every split's example count and
+each example against the features, reloads the builder from disk and checks again. It reads with
+``tfds.data_source`` (ArrayRecord), as hsijax itself does. On top of that it checks the
+scene-specific parts: the manual directory, the download path (the official URLs, mocked), the
+error that names the expected files, and the metadata.
+"""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+import tempfile
+import unittest
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from hsijax.datasets import load_dataset
+from hsijax.errors import HsijaxError
+
+
+class SceneBuilderTestCase(unittest.TestCase):
+    DATASET_CLASS = None  # a hsijax.published.PublishedSceneBuilder subclass
+    SPLITS: dict[str, int] = {}
+
+    @classmethod
+    def setUpClass(cls):
+        if cls.DATASET_CLASS is None:
+            raise unittest.SkipTest("abstract test case")
+        cls.spec = cls.DATASET_CLASS.SPEC
+        cls.dummy_data = Path(inspect.getfile(cls.DATASET_CLASS)).parent / "dummy_data"
+        if not cls.dummy_data.is_dir():
+            raise AssertionError(f"dummy data not found in {cls.dummy_data}")
+
+    def setUp(self):
+        self.tmp_dir = Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, self.tmp_dir, ignore_errors=True)
+        self.downloaded_urls: list[str] = []
+
+    def _builder(self):
+        return self.DATASET_CLASS(data_dir=str(self.tmp_dir / "data"), file_format="array_record")
+
+    def _prepare(self, manual_dir=None):
+        builder = self._builder()
+        config = tfds.download.DownloadConfig(manual_dir=str(manual_dir or self.tmp_dir / "no_manual_dir"))
+        with mock.patch.object(tfds.download.DownloadManager, "download", self._fake_download), \
+                mock.patch.object(tfds.download.DownloadManager, "download_and_extract", self._fake_extract):
+            builder.download_and_prepare(download_dir=str(self.tmp_dir / "downloads"), download_config=config)
+        return builder
+
+    def _fake_download(self, url_or_urls):
+        """Like DownloadManager.download, but hands back the dummy files named like the published ones."""
+        urls = url_or_urls if isinstance(url_or_urls, dict) else {"file": url_or_urls}
+        by_url = {f.url: f.filename for f in self.spec.files}
+        self.downloaded_urls.extend(urls.values())
+        result = {key: self.dummy_data / by_url[url] for key, url in urls.items()}
+        return result if isinstance(url_or_urls, dict) else result["file"]
+
+    def _fake_extract(self, url):
+        """Like download_and_extract of the scene's archive: a folder holding archive_dir/<files>."""
+        self.downloaded_urls.append(url)
+        folder = self.tmp_dir / "extracted" / self.spec.archive_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in self.spec.expected_files:
+            shutil.copy(self.dummy_data / name, folder / name)
+        return self.tmp_dir / "extracted"
+
+    def test_download_and_prepare_from_manual_dir(self):
+        builder = self._prepare(manual_dir=self.dummy_data)
+        self.assertEqual(self.downloaded_urls, [])
+        self._check_prepared(builder)
+        self._check_prepared(self._builder())  # reloaded from disk: same counts, same examples
+
+    def test_download_and_prepare_from_official_download(self):
+        if not self.spec.downloadable:  # manual only: nothing is fetched, the error says what to do
+            with self.assertRaisesRegex(HsijaxError, "no public download address"):
+                self._prepare()
+            self.assertEqual(self.downloaded_urls, [])
+            return
+        builder = self._prepare()
+        expected = [self.spec.archive_url] if self.spec.archive_url else [f.url for f in self.spec.files]
+        self.assertEqual(sorted(self.downloaded_urls), sorted(expected))
+        self._check_prepared(builder)
+
+    def test_missing_files_name_the_expected_files(self):
+        empty = self.tmp_dir / "empty_manual_dir"
+        empty.mkdir()
+        offline = OSError("offline")
+        with mock.patch.object(tfds.download.DownloadManager, "download", side_effect=offline), \
+                mock.patch.object(tfds.download.DownloadManager, "download_and_extract", side_effect=offline), \
+                self.assertRaises(HsijaxError) as caught:
+            self._builder().download_and_prepare(
+                download_dir=str(self.tmp_dir / "downloads"),
+                download_config=tfds.download.DownloadConfig(manual_dir=str(empty)),
+            )
+        for name in self.spec.expected_files:
+            self.assertIn(name, str(caught.exception))
+
+    def _check_prepared(self, builder):
+        for split, count in self.SPLITS.items():
+            self.assertEqual(builder.info.splits[split].num_examples, count)
+        self.assertEqual(builder.info.splits.total_num_examples, sum(self.SPLITS.values()))
+        dataset = load_dataset(Path(builder.data_dir))
+        meta = dataset.metadata
+        self.assertEqual(len(dataset.source), meta["height"] * meta["width"])
+        self.assertEqual(meta["bands"], self.spec.bands)
+        self.assertEqual(meta["class_names"], list(self.spec.class_names))
+        self.assertEqual(meta["wavelengths_nm"] is None, self.spec.wavelengths_nm is None)
+        self._check_examples(dataset, meta)
+
+    def _check_examples(self, dataset, meta):
+        seen = set()
+        for index in range(len(dataset.source)):
+            example = dataset.source[index]
+            self.assertEqual(example["spectrum"].shape, (self.spec.bands,))
+            self.assertEqual(example["spectrum"].dtype, np.float32)
+            self.assertTrue(np.isfinite(example["spectrum"]).all())
+            self.assertTrue(0 <= example["label"] <= len(self.spec.class_names))
+            seen.add((int(example["row"]), int(example["col"])))
+        self.assertEqual(len(seen), meta["height"] * meta["width"])  # every pixel exactly once
