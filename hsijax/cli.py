@@ -6,6 +6,8 @@ User errors (`HsijaxError`) print one line on stderr and exit with status 2, wit
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
 from pathlib import Path
 
@@ -51,6 +53,7 @@ def run_demo_command(args) -> None:
 
 def add_import(subparsers) -> None:
     from hsijax.datasets import DEFAULT_DATA_DIR
+    from hsijax.readers import LAYOUTS
 
     command = subparsers.add_parser(
         "import", help="build a dataset from any scene file (.mat, ENVI .hdr, TIFF, .npy)"
@@ -63,6 +66,8 @@ def add_import(subparsers) -> None:
     command.add_argument("--wavelengths", type=Path, help="band centres in nm (text, .npy, .mat)")
     command.add_argument("--shape", type=positive_int, nargs=2, metavar=("H", "W"),
                          help="image size, for a bands x pixels matrix (column-major)")
+    command.add_argument("--layout", choices=LAYOUTS, default="auto",
+                         help="axis order of a 3-D cube; auto: band-first when the first axis is smallest")
     command.add_argument("--sensor", default="unknown")
     command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     command.set_defaults(run=run_import_command)
@@ -73,7 +78,7 @@ def run_import_command(args) -> None:
     from hsijax.readers import read_cube, read_labels, read_wavelengths
     from hsijax.scenes import Scene
 
-    cube, wavelengths = read_cube(args.file, args.key, tuple(args.shape) if args.shape else None)
+    cube, wavelengths = read_cube(args.file, args.key, tuple(args.shape) if args.shape else None, args.layout)
     if args.wavelengths is not None:
         wavelengths = read_wavelengths(args.wavelengths)
     labels = read_labels(args.gt, args.gt_key) if args.gt is not None else None
@@ -82,7 +87,38 @@ def run_import_command(args) -> None:
             f"{args.gt}: ground truth shape {labels.shape} differs from the image's {cube.shape[:2]}"
         )
     scene = Scene(args.name, args.sensor, cube, labels, wavelengths)
-    print(build_dataset(scene, args.data_dir, source=str(args.file)))
+    return build_dataset(scene, args.data_dir, source=str(args.file))
+
+
+def add_prepare(subparsers) -> None:
+    from hsijax.catalog import SCENES
+    from hsijax.datasets import DEFAULT_DATA_DIR
+
+    command = subparsers.add_parser(
+        "prepare", help="build one of the catalogued scenes (download, or files in --manual-dir)"
+    )
+    command.add_argument("scene", choices=sorted(SCENES), metavar="SCENE",
+                         help=f"one of: {', '.join(sorted(SCENES))}")
+    command.add_argument("--manual-dir", type=Path, help="folder holding the scene's published files")
+    command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    command.set_defaults(run=run_prepare_command)
+
+
+def run_prepare_command(args) -> None:
+    from hsijax.published import prepare_scene
+
+    return prepare_scene(args.scene, args.data_dir, args.manual_dir)
+
+
+def quiet_tfds() -> None:
+    """TFDS logs every step at INFO; keep warnings, and its progress bars only on a terminal."""
+    import absl.logging
+    import tensorflow_datasets as tfds
+
+    absl.logging.set_verbosity(absl.logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # one line per retry otherwise
+    if not sys.stderr.isatty():
+        tfds.disable_progress_bar()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,13 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_demo(subparsers)
     add_import(subparsers)
+    add_prepare(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("import", "prepare"):
+        quiet_tfds()
     try:
-        args.run(args)
+        # TFDS prints its progress on stdout: send it to stderr so stdout holds only the result.
+        quiet = args.command in ("import", "prepare")
+        with contextlib.redirect_stdout(sys.stderr) if quiet else contextlib.nullcontext():
+            result = args.run(args)
+        if result is not None:
+            print(result)
     except HsijaxError as error:
         print(f"hsijax {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -6,6 +6,10 @@ for every scene whatever its file held (uint16, int16, float64), exact for the 1
 that most sensors deliver; the normalisation (see `hsijax.spectral`) is stored as metadata and
 applied when reading, so the dataset stays faithful to the file.
 
+Records are not shuffled on disk: record ``i`` is pixel ``(i // width, i % width)``, so a data
+source gives random access by pixel (whole-scene encoding, classification maps); the input
+pipeline (`hsijax.data`) shuffles.
+
 Metadata: sensor, band count, wavelengths in nm (or none), height, width, class names, the
 normalisation offset and scale, and the source file.
 
@@ -99,6 +103,7 @@ class SceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             builder=self,
             description=f"{self.scene.name}: {self.scene.sensor} scene, one example per pixel.",
             features=pixel_features(self.scene.cube.shape[-1]),
+            disable_shuffling=True,  # record i is pixel i (row-major): random access by pixel
             metadata=tfds.core.MetadataDict(scene_metadata(self.scene, self.norm, self.source)),
         )
 

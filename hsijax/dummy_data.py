@@ -65,12 +65,18 @@ def write_file(file: SceneFile, array: np.ndarray, directory: Path) -> None:
         raise ValueError(f"{file.filename}: unknown format {file.fmt!r}")
 
 
+def dummy_arrays(spec: SceneSpec, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The (H, W, b) cube and the label maps that the dummy files hold, in file order."""
+    rng = np.random.default_rng(seed)
+    return dummy_cube(spec, spec.cube_file.dtype, rng), dummy_label_maps(spec, rng)
+
+
 def write_dummy_data(spec: SceneSpec, directory, seed: int = 0) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    write_file(spec.cube_file, dummy_cube(spec, spec.cube_file.dtype, rng), directory)
-    for file, labels in zip(spec.label_files, dummy_label_maps(spec, rng)):
+    cube, label_maps = dummy_arrays(spec, seed)
+    write_file(spec.cube_file, cube, directory)
+    for file, labels in zip(spec.label_files, label_maps):
         write_file(file, labels, directory)
 
 

@@ -12,7 +12,9 @@ Features and metadata are those of `hsijax.datasets`, the same as ``hsijax impor
 
 from __future__ import annotations
 
+import socket
 import types
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,7 @@ class PublishedSceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=T
             features=pixel_features(spec.bands),
             homepage=spec.homepage,
             citation=spec.citation,
+            disable_shuffling=True,  # record i is pixel i (row-major): random access by pixel
             metadata=tfds.core.MetadataDict(),
         )
 
@@ -76,6 +79,9 @@ class PublishedSceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=T
             return {name: manual / name for name in spec.expected_files}, f"manual directory {manual}"
         if not spec.downloadable:
             return None, "the scene has no public download address"
+        first_url = spec.archive_url or spec.files[0].url
+        if not server_reachable(first_url):
+            return None, f"the download server of {first_url} cannot be reached"
         try:
             if spec.archive_url:
                 folder = Path(dl_manager.download_and_extract(spec.archive_url)) / spec.archive_dir
@@ -107,6 +113,17 @@ class IndianPinesBuilder(PublishedSceneBuilder, skip_registration=True):
         if paths is None:
             return load_indian_pines(), "tensorly==0.10.0 wheel (Indian_pines_corrected.npy)"
         return read_published_scene(self.SPEC, paths), source
+
+
+def server_reachable(url: str, timeout_s: float = 5.0) -> bool:
+    """Whether a TCP connection to the URL's host opens: offline, TFDS would retry for minutes."""
+    parsed = urllib.parse.urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
 
 
 def _manual_dir(dl_manager, must_exist: bool = True) -> Path | None:

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from hsijax.datasets import load_dataset
+from hsijax.dummy_data import dummy_arrays
 from hsijax.errors import HsijaxError
 
 
@@ -52,7 +53,8 @@ class SceneBuilderTestCase(unittest.TestCase):
         builder = self._builder()
         config = tfds.download.DownloadConfig(manual_dir=str(manual_dir or self.tmp_dir / "no_manual_dir"))
         with mock.patch.object(tfds.download.DownloadManager, "download", self._fake_download), \
-                mock.patch.object(tfds.download.DownloadManager, "download_and_extract", self._fake_extract):
+                mock.patch.object(tfds.download.DownloadManager, "download_and_extract", self._fake_extract), \
+                mock.patch("hsijax.published.server_reachable", return_value=True):
             builder.download_and_prepare(download_dir=str(self.tmp_dir / "downloads"), download_config=config)
         return builder
 
@@ -94,7 +96,8 @@ class SceneBuilderTestCase(unittest.TestCase):
         empty = self.tmp_dir / "empty_manual_dir"
         empty.mkdir()
         offline = OSError("offline")
-        with mock.patch.object(tfds.download.DownloadManager, "download", side_effect=offline), \
+        with mock.patch("hsijax.published.server_reachable", return_value=True), \
+                mock.patch.object(tfds.download.DownloadManager, "download", side_effect=offline), \
                 mock.patch.object(tfds.download.DownloadManager, "download_and_extract", side_effect=offline), \
                 self.assertRaises(HsijaxError) as caught:
             self._builder().download_and_prepare(
@@ -117,12 +120,15 @@ class SceneBuilderTestCase(unittest.TestCase):
         self._check_examples(dataset, meta)
 
     def _check_examples(self, dataset, meta):
-        seen = set()
+        """Every pixel in order, and exactly the values the dummy files hold (orientation included)."""
+        cube, label_maps = dummy_arrays(self.spec)
+        labels = sum(label_maps) if label_maps else np.zeros(cube.shape[:2], int)
+        self.assertEqual((meta["height"], meta["width"]), cube.shape[:2])
         for index in range(len(dataset.source)):
             example = dataset.source[index]
+            self.assertEqual(divmod(index, meta["width"]), (example["row"], example["col"]))
             self.assertEqual(example["spectrum"].shape, (self.spec.bands,))
             self.assertEqual(example["spectrum"].dtype, np.float32)
-            self.assertTrue(np.isfinite(example["spectrum"]).all())
-            self.assertTrue(0 <= example["label"] <= len(self.spec.class_names))
-            seen.add((int(example["row"]), int(example["col"])))
-        self.assertEqual(len(seen), meta["height"] * meta["width"])  # every pixel exactly once
+            row, col = divmod(index, meta["width"])
+            np.testing.assert_array_equal(example["spectrum"], cube[row, col].astype(np.float32))
+            self.assertEqual(example["label"], labels[row, col])
