@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -137,10 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("import", "prepare"):
         quiet_tfds()
     try:
-        # TFDS prints its progress on stdout: send it to stderr so stdout holds only the result.
+        # TFDS prints "Downloading and preparing ..." (naming the staging folder) on stdout; drop
+        # it, so that stdout holds only the result and an error is the only line on stderr.
         quiet = args.command in ("import", "prepare")
-        with contextlib.redirect_stdout(sys.stderr) if quiet else contextlib.nullcontext():
-            result = args.run(args)
+        with open(os.devnull, "w") as devnull:
+            with contextlib.redirect_stdout(devnull) if quiet else contextlib.nullcontext():
+                result = args.run(args)
         if result is not None:
             print(result)
     except HsijaxError as error:

@@ -37,30 +37,34 @@ VERSION = "1.0.0"
 DEFAULT_DATA_DIR = Path.home() / "tensorflow_datasets"
 
 
-def check_scene(scene: Scene) -> Normalization:
-    """Reject what would make a broken dataset (messages name the scene); returns its normalisation."""
+def check_scene(scene: Scene, where: str = "") -> Normalization:
+    """Reject what would make a broken dataset; returns its normalisation.
+
+    Messages name ``where`` (the source file) when given, else the scene.
+    """
     if not re.fullmatch(r"[a-z][a-z0-9_]*", scene.name):
         raise HsijaxError(
             f"dataset name {scene.name!r}: use lowercase letters, digits and underscores, "
             "starting with a letter"
         )
+    where = where or scene.name
     cube = scene.cube
     if cube.ndim != 3 or min(cube.shape) == 0:
-        raise HsijaxError(f"{scene.name}: expected a non-empty (H, W, b) cube, got shape {cube.shape}")
-    norm = fit_normalization(cube, name=scene.name)  # raises on NaN / inf
+        raise HsijaxError(f"{where}: expected a non-empty (H, W, b) cube, got shape {cube.shape}")
+    norm = fit_normalization(cube, name=where)  # raises on NaN / inf
     if scene.labels is not None and scene.labels.shape != cube.shape[:2]:
         raise HsijaxError(
-            f"{scene.name}: ground truth shape {scene.labels.shape} differs from the image's "
+            f"{where}: ground truth shape {scene.labels.shape} differs from the image's "
             f"{cube.shape[:2]}"
         )
     if scene.labels is not None and scene.class_names and scene.labels.max() > len(scene.class_names):
         raise HsijaxError(
-            f"{scene.name}: label {scene.labels.max()} is out of range for "
+            f"{where}: label {scene.labels.max()} is out of range for "
             f"{len(scene.class_names)} classes"
         )
     if scene.wavelengths_nm is not None and len(scene.wavelengths_nm) != cube.shape[-1]:
         raise HsijaxError(
-            f"{scene.name}: {len(scene.wavelengths_nm)} wavelengths for {cube.shape[-1]} bands"
+            f"{where}: {len(scene.wavelengths_nm)} wavelengths for {cube.shape[-1]} bands"
         )
     return norm
 
@@ -139,7 +143,7 @@ def pixel_examples(scene: Scene):
 
 def build_dataset(scene: Scene, data_dir=DEFAULT_DATA_DIR, source: str = "", overwrite: bool = True) -> Path:
     """Write ``scene`` under ``data_dir/NAME/VERSION`` and return that directory."""
-    norm = check_scene(scene)
+    norm = check_scene(scene, source)
     builder_class = SceneBuilder.named(scene.name)
     return prepare_staged(
         scene.name, data_dir, lambda staging: builder_class(

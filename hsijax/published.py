@@ -56,7 +56,7 @@ class PublishedSceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=T
 
     def _split_generators(self, dl_manager):
         scene, source = self._read_scene(dl_manager)
-        norm = check_scene(scene)
+        norm = check_scene(scene, f"{self.SPEC.name} ({source})")
         metadata = scene_metadata(scene, norm, source)
         metadata.update(wavelength_source=self.SPEC.wavelength_source, licence=self.SPEC.licence)
         self.info.metadata.update(metadata)

@@ -149,7 +149,10 @@ def fit_normalization(cube, name: str = "cube") -> Normalization:
         raise HsijaxError(f"{name}: expected a non-empty numeric array, got {array.dtype} {array.shape}")
     low, high = float(array.min()), float(array.max())
     if not (np.isfinite(low) and np.isfinite(high)):
-        raise HsijaxError(f"{name}: contains NaN or infinite values")
+        bad_bands = int((~np.isfinite(array.reshape(-1, array.shape[-1]))).any(axis=0).sum())
+        raise HsijaxError(
+            f"{name}: contains NaN or infinite values (in {bad_bands} of {array.shape[-1]} bands)"
+        )
     scale = high - low
     return Normalization(offset=low, scale=scale if scale > 0 else 1.0)
 

@@ -12,6 +12,7 @@ import pytest
 import scipy.io
 import tifffile
 
+from benchmarks.shared_scenes import REAL_SCENES  # every image in ../shared/data
 from hsijax.datasets import load_dataset
 
 rng = np.random.default_rng(0)
@@ -131,33 +132,52 @@ def test_bad_input_is_one_clear_line_and_leaves_nothing(tmp_path):
         assert not data_dir.exists() or not any(data_dir.iterdir())
 
 
-# Real scenes from ../shared/data (skipped when absent): file, import options, shape, labelled, classes.
-REAL_SCENES = [
-    ("IndianPines/Indian_pines_corrected.npy", ["--gt", "IndianPines/Indian_pines_gt.mat"],
-     (145, 145, 200), 10249, 16),
-    ("JasperRidge/jasperRidge2_R198.mat", ["--shape", "100", "100"], (100, 100, 198), None, None),
-    ("Samson/samson_1.mat", ["--shape", "95", "95"], (95, 95, 156), None, None),
-    ("SanDiego/sandiego.mat", ["--key", "data"], (100, 100, 189), None, None),
-    ("SaltonSea/salton_sea_roi.mat", ["--key", "I"], (51, 56, 224), None, None),
-    ("AVIRIS_VI_demo/a_hsi_img_for_VI_demo.mat", [], (90, 90, 224), None, None),
-    ("Hyperion_Paris/paris_data_hs_ms.mat", ["--key", "HSim"], (72, 72, 128), None, None),
-    ("Moffett/Moffett_vca.mat", ["--key", "data"], (50, 50, 189), None, None),
-    ("Houston2018/houston_dataset.mat", ["--key", "hyprImg"], (128, 128, 48), None, None),
-    ("ABU/abu-airport-1.mat", ["--key", "data"], (100, 100, 205), None, None),
-]
+def test_layout_flag_overrides_the_guess(tmp_path):
+    wide = np.arange(3 * 4 * 5, dtype=np.uint16).reshape(3, 4, 5)  # band-last with 5 bands...
+    np.save(tmp_path / "cube.npy", wide)  # ...but its first axis is the smallest: auto says band-first
+    assert imported(tmp_path, tmp_path / "cube.npy")[0].shape == (4, 5, 3)
+    cube = imported(tmp_path / "again", tmp_path / "cube.npy", "--layout", "band_last")[0]
+    np.testing.assert_array_equal(cube, wide)
 
 
-@pytest.mark.parametrize("file, options, shape, labelled, classes", REAL_SCENES)
-def test_real_scene_imports_with_the_published_shape(shared_data, tmp_path, file, options, shape,
-                                                    labelled, classes):
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """The `hsijax` command in-process (the real scenes are many; a subprocess each is slow)."""
+    from hsijax.cli import main
+
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def labels_of(directory) -> np.ndarray:
+    dataset = load_dataset(directory)
+    return np.asarray([dataset.source[i]["label"] for i in range(len(dataset.source))])
+
+
+@pytest.mark.parametrize("file, options, shape, labelled, classes", REAL_SCENES,
+                         ids=[scene[0] for scene in REAL_SCENES])
+def test_real_scene_imports_with_the_published_shape(shared_data, tmp_path, capsys, file, options,
+                                                    shape, labelled, classes):
     options = [str(shared_data / o) if o.endswith((".mat", ".npy")) else o for o in options]
-    result = hsijax_import(shared_data / file, *options, "--name", "scene", "--data-dir", tmp_path)
+    code, out, err = run_cli(capsys, "import", shared_data / file, *options, "--name", "scene",
+                             "--data-dir", tmp_path)
     if "SaltonSea" in file:  # its 20 bad bands are NaN: the import must refuse, naming the file
-        assert result.returncode == 2 and "NaN" in result.stderr
+        assert code == 2 and "salton_sea_roi.mat" in err and "NaN" in err
         return
-    assert result.returncode == 0, result.stderr
-    meta = load_dataset(result.stdout.strip().splitlines()[-1]).metadata
+    assert code == 0, err
+    directory = out.strip().splitlines()[-1]
+    meta = load_dataset(directory).metadata
     assert (meta["height"], meta["width"], meta["bands"]) == shape
     if labelled is not None:
-        cube, labels, _ = imported(tmp_path / "again", shared_data / file, *options)
+        labels = labels_of(directory)
         assert int((labels > 0).sum()) == labelled and labels.max() == classes
+
+
+def test_real_envi_header_wavelengths_are_read(shared_data):
+    from hsijax.readers import read_wavelengths
+
+    import spectral.io.envi as envi
+
+    header = envi.read_envi_header(str(shared_data / "Samson" / "samson_1.img.hdr"))
+    assert len(header["wavelength"]) == 156
+    assert len(read_wavelengths(shared_data / "Moffett" / "Moffet_wavelength.txt")) == 224

@@ -1,0 +1,105 @@
+"""`hsijax prepare SCENE`: from a manual directory, the Indian Pines fallback, and bad published files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hsijax import writers
+from hsijax.cli import main
+from hsijax.datasets import load_dataset
+
+DATASETS = Path(__file__).resolve().parents[1] / "datasets"
+
+
+def prepare(capsys, *args) -> tuple[int, str, str]:
+    code = main(["prepare", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def manual_copy(tmp_path, scene: str) -> Path:
+    folder = tmp_path / "manual"
+    shutil.copytree(DATASETS / scene / "dummy_data", folder)
+    return folder
+
+
+def assert_nothing_left(data_dir: Path, scene: str) -> None:
+    assert not (data_dir / scene).exists()
+    assert not list(data_dir.glob(".building-*"))
+
+
+def test_prepare_from_a_manual_directory_prints_the_dataset(tmp_path, capsys):
+    code, out, err = prepare(capsys, "ksc", "--manual-dir", manual_copy(tmp_path, "ksc"),
+                             "--data-dir", tmp_path / "data")
+    assert code == 0, err
+    assert out.strip() == str(tmp_path / "data" / "ksc" / "1.0.0")  # stdout holds only the directory
+    meta = load_dataset(out.strip()).metadata
+    assert meta["bands"] == 176 and meta["sensor"] == "AVIRIS" and "manual directory" in meta["source"]
+
+
+def test_indian_pines_falls_back_to_the_embedded_copy(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("hsijax.published.server_reachable", lambda url: False)  # offline
+    code, out, err = prepare(capsys, "indian_pines", "--data-dir", tmp_path / "data")
+    assert code == 0, err
+    meta = load_dataset(out.strip()).metadata
+    assert (meta["height"], meta["width"], meta["bands"]) == (145, 145, 200)
+    assert "tensorly" in meta["source"]
+
+
+def test_missing_files_name_them_and_leave_nothing(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code, out, err = prepare(capsys, "xuzhou", "--manual-dir", tmp_path / "empty",
+                             "--data-dir", tmp_path / "data")
+    assert code == 2 and out == ""
+    assert err.startswith("hsijax prepare: error: xuzhou: the scene has no public download address")
+    assert "image.hdr" in err and "true label.img" in err and "Traceback" not in err
+    assert_nothing_left(tmp_path / "data", "xuzhou")
+
+
+def bad_manual_dirs(tmp_path):
+    """(scene, how to spoil its files, the message)."""
+    def truncate(folder):
+        path = folder / "KSC.mat"
+        path.write_bytes(path.read_bytes()[:200])
+
+    def out_of_range(folder):
+        writers.write_mat_v5(folder / "KSC_gt.mat", {"KSC_gt": np.full((6, 5), 14, np.uint8)})
+
+    def wrong_bands(folder):
+        writers.write_mat_v5(folder / "KSC.mat", {"KSC": np.ones((6, 5, 100), np.uint16)})
+
+    def wrong_shape(folder):
+        writers.write_mat_v5(folder / "KSC_gt.mat", {"KSC_gt": np.ones((5, 5), np.uint8)})
+
+    def nan(folder):
+        writers.write_mat_v5(folder / "WHU_Hi_LongKou.mat",
+                             {"WHU_Hi_LongKou": np.full((6, 5, 270), np.nan, np.float32)})
+
+    return [
+        ("ksc", truncate, "KSC.mat: not a readable MATLAB file"),
+        ("ksc", out_of_range, "label 14 is out of range for 13 classes"),
+        ("ksc", wrong_bands, "KSC.mat: 100 bands, but Kennedy Space Center (AVIRIS) has 176"),
+        ("ksc", wrong_shape, "KSC_gt.mat: ground truth shape (5, 5) differs from the image's (6, 5)"),
+        ("whu_hi_longkou", nan, "contains NaN or infinite values (in 270 of 270 bands)"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_bad_published_files_are_one_clear_error(tmp_path, capsys, case):
+    scene, spoil, message = bad_manual_dirs(tmp_path)[case]
+    folder = manual_copy(tmp_path, scene)
+    spoil(folder)
+    code, out, err = prepare(capsys, scene, "--manual-dir", folder, "--data-dir", tmp_path / "data")
+    lines = err.strip().splitlines()
+    assert code == 2 and message in lines[-1] and "Traceback" not in err, err
+    assert lines[-1].startswith("hsijax prepare: error:")
+    assert_nothing_left(tmp_path / "data", scene)
+
+
+def test_a_manual_directory_that_does_not_exist(tmp_path, capsys):
+    code, _, err = prepare(capsys, "ksc", "--manual-dir", tmp_path / "nope", "--data-dir", tmp_path)
+    assert code == 2 and "nope: the manual directory does not exist" in err
