@@ -74,7 +74,15 @@ def add_import(subparsers) -> None:
     command.set_defaults(run=run_import_command)
 
 
-def run_import_command(args) -> None:
+def import_from_options(options: str, name: str, data_dir) -> Path:
+    """Import a scene from an `hsijax import` option string (as configs give them)."""
+    import shlex
+
+    args = build_parser().parse_args(["import", *shlex.split(options), "--name", name, "--data-dir", str(data_dir)])
+    return run_import_command(args)
+
+
+def run_import_command(args) -> Path:
     from hsijax.datasets import build_dataset
     from hsijax.readers import read_cube, read_labels, read_wavelengths
     from hsijax.scenes import Scene
@@ -111,6 +119,61 @@ def run_prepare_command(args) -> None:
     return prepare_scene(args.scene, args.data_dir, args.manual_dir)
 
 
+BUILTIN_CONFIGS = ("tiny", "local", "poster")
+
+
+def add_pretrain(subparsers) -> None:
+    command = subparsers.add_parser(
+        "pretrain", help="pretrain the shared autoencoder on several scenes (resumes in --workdir)",
+        description="Flags after the known ones are ml_collections overrides: --config.train.steps=100",
+    )
+    command.add_argument("--config", required=True,
+                         help=f"a config file (hsijax/configs/NAME.py) or a built-in name: {BUILTIN_CONFIGS}")
+    command.add_argument("--workdir", type=Path, required=True, help="checkpoints, metrics, TensorBoard")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    distributed = command.add_argument_group("multi-process (see launch/README.md)")
+    distributed.add_argument("--distributed", action="store_true",
+                             help="jax.distributed.initialize() from the environment (TPU VM, SLURM)")
+    distributed.add_argument("--coordinator", help="host:port of process 0")
+    distributed.add_argument("--num-processes", type=positive_int)
+    distributed.add_argument("--process-id", type=int)
+    command.set_defaults(run=run_pretrain_command, overrides=True)
+
+
+def load_config(path_or_name: str, overrides: list[str]):
+    """The ml_collections config, with ``--config.FIELD=VALUE`` overrides applied (types checked)."""
+    from absl import flags
+    from ml_collections import config_flags
+
+    path = Path(path_or_name)
+    if path_or_name in BUILTIN_CONFIGS:
+        path = Path(__file__).parent / "configs" / f"{path_or_name}.py"
+    if not path.is_file():
+        raise HsijaxError(f"{path}: no such config file (or built-in name {BUILTIN_CONFIGS})")
+    flag_values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", str(path), flag_values=flag_values, lock_config=True)
+    try:
+        flag_values(["hsijax", f"--config={path}", *overrides])
+        return flag_values.config
+    except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as error:
+        raise HsijaxError(f"{path}: {error}") from None
+
+
+def run_pretrain_command(args) -> str:
+    import jax
+
+    from hsijax.trainer import train
+
+    if args.coordinator or args.distributed:
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    config = load_config(args.config, args.overrides)
+    summary = train(config, args.workdir, progress=not args.no_progress)
+    lines = [f"steps {summary.resumed_from} -> {summary.steps} in {summary.seconds:.1f} s, "
+             f"{summary.pixels_per_second:,.0f} pixels/s on {jax.device_count()} device(s)"]
+    lines += [f"{name}: {value:.2f}" for name, value in sorted(summary.final_eval.items())]
+    return "\n".join(lines) if jax.process_index() == 0 else None
+
+
 def quiet_tfds() -> None:
     """TFDS logs every step at INFO; keep warnings, and its progress bars only on a terminal."""
     import absl.logging
@@ -130,12 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo(subparsers)
     add_import(subparsers)
     add_prepare(subparsers)
+    add_pretrain(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command in ("import", "prepare"):
+    args, unknown = build_parser().parse_known_args(argv)
+    if getattr(args, "overrides", None):
+        args.overrides = unknown  # ml_collections --config.FIELD=VALUE flags
+    elif unknown:
+        build_parser().parse_args(argv)  # let argparse report the unknown flags
+    if args.command in ("import", "prepare", "pretrain"):
         quiet_tfds()
     try:
         # TFDS prints "Downloading and preparing ..." (naming the staging folder) on stdout; drop

@@ -9,8 +9,14 @@ them deterministically in those proportions.
 Deterministic: the same datasets, seed and sharding give the same batches, on any machine.
 Resumable: ``iterator.get_state()`` / ``set_state()`` restore an iterator so that it yields exactly
 the batch that would have come next (the state is a small dict, saved with each checkpoint).
-Sharded: process ``i`` of ``n`` reads pixels ``i, i+n, ...`` of every scene and builds its own part
-of every global batch; all processes pick the same scene, hence the same bucket, at every step.
+Sharded: every process draws the same sequence of global batches of pixel *indices* (cheap), then
+reads only its own contiguous block of rows, so process ``i`` of ``n`` holds rows
+``[i * B/n, (i + 1) * B/n)`` of global batch ``B``. The global batches are therefore the same
+whatever the number of processes (1 process x 8 devices trains exactly like 2 x 4), and all
+processes pick the same scene, hence the same bucket, at every step.
+
+Held out: ``split_held_out`` sets aside a fixed random sample of each scene's pixels for
+evaluation; pass the remaining indices as ``train_indices`` and training never sees them.
 """
 
 from __future__ import annotations
@@ -35,13 +41,14 @@ class ReadBatch:
     """
 
     source: object
+    rows: slice  # this process's block of the global batch
     scene_index: int
     normalization: Normalization
     wavelengths_nm: tuple[float, ...] | None
     buckets: tuple[int, ...]
 
     def __call__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        examples = self.source.__getitems__([int(i) for i in indices])
+        examples = self.source.__getitems__([int(i) for i in indices[self.rows]])
         spectra = self.normalization.apply(np.stack([e["spectrum"] for e in examples]))
         batch = make_batch(spectra.astype(np.float32), self.wavelengths_nm, self.buckets)._asdict()
         for key in ("label", "row", "col"):
@@ -50,11 +57,12 @@ class ReadBatch:
         return batch
 
 
-def mixing_weights(datasets: Sequence[SceneDataset], mixing: str | Mapping[str, float] = "pixels") -> list[float]:
+def mixing_weights(datasets: Sequence[SceneDataset], mixing: str | Mapping[str, float] = "pixels",
+                   pixel_counts: Sequence[int] | None = None) -> list[float]:
     """Each scene's share of the batches: ``"pixels"`` (by pixel count), ``"uniform"``, or {name: weight}."""
     names = [scene_name(d) for d in datasets]
     if mixing == "pixels":
-        weights = [float(len(d.source)) for d in datasets]
+        weights = [float(n) for n in (pixel_counts or [len(d.source) for d in datasets])]
     elif mixing == "uniform":
         weights = [1.0] * len(datasets)
     elif isinstance(mixing, Mapping):
@@ -73,23 +81,32 @@ def scene_name(dataset: SceneDataset) -> str:
     return dataset.directory.parent.name
 
 
-def scene_batches(dataset: SceneDataset, scene_index: int, batch_size: int, seed: int,
-                  shard_index: int, shard_count: int, buckets: Sequence[int]) -> grain.MapDataset:
-    """An endless, shuffled (reshuffled every epoch) sequence of one scene's batches for one shard."""
-    pixels = grain.MapDataset.range(len(dataset.source))[shard_index::shard_count]
-    if len(pixels) < batch_size:
+def split_held_out(dataset: SceneDataset, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(training indices, held-out indices): a fixed random sample of ``count`` pixels set aside."""
+    total = len(dataset.source)
+    if not 0 <= count < total:
+        raise HsijaxError(f"{scene_name(dataset)}: cannot hold out {count} of its {total} pixels")
+    order = np.random.default_rng([seed, total]).permutation(total)
+    return np.sort(order[count:]), np.sort(order[:count])
+
+
+def scene_batches(dataset: SceneDataset, scene_index: int, indices: np.ndarray, batch_size: int,
+                  seed: int, rows: slice, buckets: Sequence[int]) -> grain.MapDataset:
+    """An endless, shuffled (reshuffled every epoch) sequence of one scene's batches, this process's rows."""
+    if len(indices) < batch_size:
         raise HsijaxError(
-            f"{scene_name(dataset)}: {len(pixels)} pixels per process, fewer than the batch size {batch_size}"
+            f"{scene_name(dataset)}: {len(indices)} training pixels, fewer than the batch size {batch_size}"
         )
     meta = dataset.metadata
     norm = meta["normalization"]
     wavelengths = meta.get("wavelengths_nm")
     read = ReadBatch(
-        dataset.source, scene_index, Normalization(norm["offset"], norm["scale"]),
+        dataset.source, rows, scene_index, Normalization(norm["offset"], norm["scale"]),
         None if wavelengths is None else tuple(wavelengths), tuple(buckets),
     )
     return (
-        pixels.shuffle(seed=seed * 1_000_003 + scene_index)
+        grain.MapDataset.source(np.asarray(indices, np.int64))
+        .shuffle(seed=seed * 1_000_003 + scene_index)
         .repeat()
         .batch(batch_size, drop_remainder=True)
         .map(read)
@@ -104,10 +121,13 @@ def make_pipeline(
     buckets: Sequence[int] = DEFAULT_BUCKETS,
     shard_index: int | None = None,
     shard_count: int | None = None,
+    train_indices: Sequence[np.ndarray] | None = None,
 ) -> grain.IterDataset:
-    """Endless batches of ``batch_size`` pixels (per process) from ``datasets``; see the module docstring.
+    """Endless batches from ``datasets``: this process's ``batch_size / shard_count`` rows of each
+    global batch of ``batch_size`` pixels; see the module docstring.
 
-    ``shard_index``/``shard_count`` default to ``jax.process_index()``/``jax.process_count()``.
+    ``shard_index``/``shard_count`` default to ``jax.process_index()``/``jax.process_count()``;
+    ``train_indices`` (one array per dataset) default to every pixel.
     """
     if not datasets:
         raise HsijaxError("the pipeline needs at least one prepared dataset")
@@ -115,10 +135,16 @@ def make_pipeline(
         import jax
 
         shard_index, shard_count = jax.process_index(), jax.process_count()
-    weights = mixing_weights(datasets, mixing)
+    if batch_size % shard_count:
+        raise HsijaxError(f"batch size {batch_size} does not split evenly over {shard_count} processes")
+    local = batch_size // shard_count
+    rows = slice(shard_index * local, (shard_index + 1) * local)
+    if train_indices is None:
+        train_indices = [np.arange(len(d.source)) for d in datasets]
+    weights = mixing_weights(datasets, mixing, [len(i) for i in train_indices])
     parts = [
-        scene_batches(dataset, index, batch_size, seed, shard_index, shard_count, buckets)
-        for index, dataset in enumerate(datasets)
+        scene_batches(dataset, index, indices, batch_size, seed, rows, buckets)
+        for index, (dataset, indices) in enumerate(zip(datasets, train_indices))
     ]
     kept = [(part, weight) for part, weight in zip(parts, weights) if weight > 0]
     mixed = grain.MapDataset.mix([p for p, _ in kept], [w for _, w in kept])

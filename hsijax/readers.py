@@ -95,12 +95,27 @@ def _read_envi(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     except Exception as error:  # spectral raises its own and OS errors for missing data files
         raise HsijaxError(f"{path}: not a readable ENVI header and data file ({error})") from None
     wavelengths = image.metadata.get("wavelength")
-    units = str(image.metadata.get("wavelength units", "nanometers")).lower()
     if wavelengths is not None:
-        wavelengths = np.asarray(wavelengths, dtype=np.float64)
-        if units.startswith("micro") or units in ("um", "µm"):
-            wavelengths = wavelengths * 1000.0
+        wavelengths = _in_nanometres(np.asarray(wavelengths, dtype=np.float64), image.metadata)
     return cube, wavelengths
+
+
+def _envi_header_wavelengths(path: Path) -> np.ndarray:
+    import spectral.io.envi as envi
+
+    try:
+        header = envi.read_envi_header(str(path))
+    except Exception as error:
+        raise HsijaxError(f"{path}: not a readable ENVI header ({error})") from None
+    if "wavelength" not in header:
+        raise HsijaxError(f"{path}: the ENVI header has no wavelength list")
+    return _in_nanometres(np.asarray(header["wavelength"], np.float64), header)
+
+
+def _in_nanometres(wavelengths: np.ndarray, header: dict) -> np.ndarray:
+    units = str(header.get("wavelength units", "nanometers")).lower()
+    micrometres = units.startswith("micro") or units in ("um", "µm") or wavelengths.max() < 100
+    return wavelengths * 1000.0 if micrometres else wavelengths
 
 
 def _read_tiff(path: Path) -> np.ndarray:
@@ -201,8 +216,11 @@ def read_labels(path, key: str | None = None) -> np.ndarray:
 
 
 def read_wavelengths(path) -> np.ndarray:
-    """Band centres in nm from a text file (one per line, or the first column) or a .npy/.mat file."""
+    """Band centres in nm from a text file (one per line, or the first column), a .npy/.mat file,
+    or an ENVI header's ``wavelength`` list (micrometres are converted)."""
     path = _existing_file(path)
+    if path.suffix.lower() == ".hdr":
+        return _envi_header_wavelengths(path)
     if path.suffix.lower() in (".npy", ".mat"):
         array, _ = read_arrays(path, None, (1, 2), "wavelength list")
     else:

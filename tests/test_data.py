@@ -7,7 +7,7 @@ import collections
 import numpy as np
 import pytest
 
-from hsijax.data import make_pipeline, mixing_weights
+from hsijax.data import make_pipeline, mixing_weights, split_held_out
 from hsijax.datasets import build_dataset, load_dataset
 from hsijax.errors import HsijaxError
 from hsijax.scenes import Scene
@@ -99,12 +99,27 @@ def test_epochs_cover_every_pixel_and_reshuffle(datasets):
     assert pixels[:6] != pixels[6:12]  # a new order each epoch
 
 
-def test_shards_split_pixels_and_agree_on_the_scene(datasets):
-    shards = [take(pipeline(datasets, shard_index=i, shard_count=2, batch_size=8), 10) for i in (0, 1)]
-    for left, right in zip(*shards):
-        assert left["scene"][0] == right["scene"][0]  # same step, same bucket on every process
-        flat_left = set(zip(left["row"], left["col"]))
-        assert not flat_left & set(zip(right["row"], right["col"]))
+def test_shards_are_blocks_of_the_same_global_batches(datasets):
+    whole = take(pipeline(datasets, batch_size=16), 10)
+    shards = [take(pipeline(datasets, shard_index=i, shard_count=2, batch_size=16), 10) for i in (0, 1)]
+    for global_batch, left, right in zip(whole, *shards):
+        assert left["spectra"].shape[0] == right["spectra"].shape[0] == 8
+        for key in global_batch:  # process i holds rows [8i, 8i + 8): any process count, same data
+            np.testing.assert_array_equal(np.concatenate([left[key], right[key]]), global_batch[key])
+    with pytest.raises(HsijaxError, match="does not split evenly"):
+        pipeline(datasets, batch_size=15, shard_index=0, shard_count=2)
+
+
+def test_held_out_pixels_never_reach_training(datasets):
+    train, held = split_held_out(datasets[0], 20, seed=1)
+    assert len(held) == 20 and len(train) == 100 and not set(train) & set(held)
+    np.testing.assert_array_equal(split_held_out(datasets[0], 20, seed=1)[1], held)
+    indices = [train] + [np.arange(len(d.source)) for d in datasets[1:]]
+    width = datasets[0].metadata["width"]
+    seen = set()
+    for batch in take(pipeline(datasets, mixing={"a": 1.0}, train_indices=indices, batch_size=20), 15):
+        seen |= {int(r) * width + int(c) for r, c in zip(batch["row"], batch["col"])}
+    assert seen == set(train.tolist())
 
 
 def test_mixing_weights_set_each_scenes_share(datasets):

@@ -1,0 +1,101 @@
+"""Orbax checkpoints of a pretraining run, and `load_model` to get a model back from one.
+
+Layout: ``WORKDIR/checkpoints/STEP/`` with four items:
+- ``state``: parameters, optimiser state, step and RNG key (Orbax standard pytree, restorable
+  with plain Orbax and no hsijax: ``ocp.StandardCheckpointer().restore(".../STEP/state")``);
+- ``data``: the Grain iterator state, so a resumed run sees exactly the batches it would have seen;
+- ``model_config``: the `ModelConfig` as JSON, enough to rebuild the network without the
+  training config;
+- ``train_config``: the whole training configuration as JSON, for the record.
+
+Orbax writes each checkpoint to a temporary directory and renames it when complete, so a run
+killed mid-save leaves the previous checkpoint as the newest; `CheckpointManager` keeps the last K.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+
+from hsijax.errors import HsijaxError
+from hsijax.model import Model, ModelConfig
+
+
+def checkpoint_manager(workdir, every: int, keep: int) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(save_interval_steps=every, max_to_keep=keep, create=True)
+    return ocp.CheckpointManager(
+        Path(workdir).expanduser().resolve() / "checkpoints",
+        options=options,
+        item_handlers={
+            "state": ocp.StandardCheckpointHandler(),
+            "data": grain.checkpoint.CheckpointHandler(),
+            "model_config": ocp.JsonCheckpointHandler(),
+            "train_config": ocp.JsonCheckpointHandler(),
+        },
+    )
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: dict, iterator, model_config: ModelConfig,
+         train_config: dict, force: bool = False) -> bool:
+    """Save at ``step`` if the manager's interval says so (or ``force``); returns whether it did."""
+    return manager.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            data=grain.checkpoint.CheckpointSave(iterator),
+            model_config=ocp.args.JsonSave(model_config.to_dict()),
+            train_config=ocp.args.JsonSave(train_config),
+        ),
+        force=force,
+    )
+
+
+def restore_latest(manager: ocp.CheckpointManager, abstract_state: dict, iterator):
+    """(step, state) from the newest checkpoint, restoring ``iterator`` in place; None when there is none."""
+    step = manager.latest_step()
+    if step is None:
+        return None
+    restored = manager.restore(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract_state),
+            data=grain.checkpoint.CheckpointRestore(iterator),
+        ),
+    )
+    return step, restored.state
+
+
+def _step_directory(path: Path) -> Path:
+    """The newest step directory under a workdir or a checkpoints directory, or ``path`` itself."""
+    path = Path(path).expanduser()
+    if (path / "state").is_dir():
+        return path
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    steps = sorted((int(p.name), p) for p in folder.glob("*") if p.name.isdigit() and (p / "state").is_dir())
+    if not steps:
+        raise HsijaxError(f"{path}: no checkpoint found (expected WORKDIR/checkpoints/STEP/state)")
+    return steps[-1][1]
+
+
+def restore_on_this_machine(state_directory: Path) -> dict:
+    """The saved pytree on this process's first device, whatever mesh it was saved from."""
+    checkpointer = ocp.StandardCheckpointer()
+    metadata = checkpointer.metadata(state_directory).item_metadata
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), metadata)
+    return checkpointer.restore(state_directory, target)
+
+
+def load_model(path) -> Model:
+    """The model saved in a workdir, its checkpoints directory, or one step's directory (newest step)."""
+    directory = _step_directory(Path(path))
+    handler = ocp.JsonCheckpointHandler()
+    try:
+        config = ModelConfig.from_dict(handler.restore(directory / "model_config"))
+        state = restore_on_this_machine(directory / "state")
+    except (OSError, ValueError, KeyError) as error:
+        raise HsijaxError(f"{directory}: unreadable checkpoint ({type(error).__name__}: {error})") from None
+    return Model(config, state["params"])

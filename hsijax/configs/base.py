@@ -1,0 +1,41 @@
+"""Every pretraining field and its default; the named configs start from here.
+
+Scenes: ``data.scenes`` is a comma-separated list of dataset names under ``data.data_dir``. A scene
+that is not prepared yet is built first: a catalogued scene with `hsijax prepare`, any other with
+the `hsijax import` options given in ``data.imports`` (name -> "FILE [options]").
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from hsijax.model import ModelConfig
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.model = ModelConfig(decoder="conditioned").to_dict()
+    config.model.buckets = tuple(config.model.buckets)
+    config.model.widths = tuple(config.model.widths)
+
+    config.data = ml_collections.ConfigDict()
+    config.data.data_dir = "~/tensorflow_datasets"
+    config.data.scenes = "indian_pines"
+    config.data.imports = ml_collections.ConfigDict()  # name -> "FILE [hsijax import options]"
+    config.data.mixing = "pixels"  # or "uniform"
+    config.data.held_out_pixels = 512  # per scene, never trained on; PSNR is measured on them
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.learning_rate = 1e-3
+    config.optim.final_learning_rate_fraction = 0.05  # cosine decay to this fraction
+    config.optim.weight_decay = 1e-6  # the poster's alpha in alpha * ||theta||^2, inside the loss
+
+    config.train = ml_collections.ConfigDict()
+    config.train.steps = 1000
+    config.train.batch_size = 256  # global: split over processes, then over devices
+    config.train.log_every = 50
+    config.train.eval_every = 250
+    config.train.checkpoint_every = 250
+    config.train.keep_checkpoints = 3
+    return config

@@ -1,0 +1,44 @@
+"""The real scenes in ../shared/data plus Indian Pines, sized for a 2-core CPU (about 10 minutes).
+
+    hsijax pretrain --config hsijax/configs/local.py --workdir runs/local
+
+Twelve scenes from four sensors (AVIRIS, EO-1 Hyperion, the Houston 2018 CASI, and AVIRIS
+anomaly-detection chips), 48 to 224 bands. They are imported on first use from ``../shared/data``
+beside the repository (this project's machine); Salton Sea is left out for its NaN bands.
+"""
+
+from pathlib import Path
+
+from hsijax.configs import base
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+IMPORTS = {
+    "jasper_ridge": f"{SHARED}/JasperRidge/jasperRidge2_R198.mat --shape 100 100 --sensor AVIRIS "
+                    f"--wavelengths {SHARED}/JasperRidge/jasperRidge2_R198.hdr",
+    "samson": f"{SHARED}/Samson/samson_1.mat --shape 95 95 --sensor SAMSON "
+              f"--wavelengths {SHARED}/Samson/samson_1.img.hdr",
+    "san_diego": f"{SHARED}/SanDiego/sandiego.mat --key data --sensor AVIRIS",
+    "moffett": f"{SHARED}/Moffett/Moffett_vca.mat --key data --sensor AVIRIS",
+    "aviris_demo": f"{SHARED}/AVIRIS_VI_demo/a_hsi_img_for_VI_demo.mat --key hsi_img --sensor AVIRIS "
+                   f"--wavelengths {SHARED}/AVIRIS_VI_demo/a_hsi_img_for_VI_demo.mat",
+    "paris_hyperion": f"{SHARED}/Hyperion_Paris/paris_data_hs_ms.mat --key HSim --sensor Hyperion",
+    "houston2018": f"{SHARED}/Houston2018/houston_dataset.mat --key hyprImg --sensor CASI",
+    "abu_airport_1": f"{SHARED}/ABU/abu-airport-1.mat --key data --sensor AVIRIS",
+    "abu_beach_1": f"{SHARED}/ABU/abu-beach-1.mat --key data --sensor AVIRIS",
+    "abu_urban_1": f"{SHARED}/ABU/abu-urban-1.mat --key data --sensor AVIRIS",
+    "abu_urban_2": f"{SHARED}/ABU/abu-urban-2.mat --key data --sensor AVIRIS",
+}
+
+
+def get_config():
+    config = base.get_config()
+    config.data.scenes = ",".join(["indian_pines", *IMPORTS])
+    config.data.imports.update(IMPORTS)
+    config.data.mixing = "uniform"  # the small chips would hardly be seen in proportion to pixels
+    config.train.steps = 3000
+    config.train.batch_size = 256
+    config.train.log_every = 50
+    config.train.eval_every = 500
+    config.train.checkpoint_every = 500
+    return config
