@@ -6,9 +6,7 @@ User errors (`HsijaxError`) print one line on stderr and exit with status 2, wit
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -206,12 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("import", "prepare", "pretrain"):
         quiet_tfds()
     try:
-        # TFDS prints "Downloading and preparing ..." (naming the staging folder) on stdout; drop
-        # it, so that stdout holds only the result and an error is the only line on stderr.
-        quiet = args.command in ("import", "prepare")
-        with open(os.devnull, "w") as devnull:
-            with contextlib.redirect_stdout(devnull) if quiet else contextlib.nullcontext():
-                result = args.run(args)
+        result = args.run(args)
         if result is not None:
             print(result)
     except HsijaxError as error:

@@ -19,7 +19,9 @@ moved into place only when complete.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import re
 import shutil
 import tempfile
@@ -165,7 +167,9 @@ def prepare_staged(name: str, data_dir, make_builder, overwrite: bool = True, **
     data_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".building-{name}-"))
     try:
-        make_builder(staging).download_and_prepare(**prepare_kwargs)
+        # TFDS prints "Downloading and preparing ..." naming the staging folder: not for users.
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            make_builder(staging).download_and_prepare(**prepare_kwargs)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
             shutil.rmtree(target)
