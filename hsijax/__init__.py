@@ -8,8 +8,10 @@ fixed-size code, and a decoder that repeats the code and upsamples back.
     >>> model = hsijax.create_model(code_width=16)
     >>> codes = hsijax.encode(model, spectra)          # (N, b) -> (N, 16), any b in 1..512
     >>> recon = hsijax.reconstruct(model, spectra)     # (N, b) -> (N, b)
+    >>> model = hsijax.load_model("runs/local")        # the newest checkpoint of a pretraining run
 """
 
+from hsijax.checkpoint import load_model
 from hsijax.errors import HsijaxError
 from hsijax.inference import encode, reconstruct
 from hsijax.model import Model, ModelConfig, create_model
@@ -32,6 +34,7 @@ __all__ = [
     "encode",
     "fit_normalization",
     "load_indian_pines",
+    "load_model",
     "pad_to_bucket",
     "pretrain",
     "reconstruct",

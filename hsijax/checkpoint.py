@@ -53,11 +53,20 @@ def save(manager: ocp.CheckpointManager, step: int, state: dict, iterator, model
     )
 
 
-def restore_latest(manager: ocp.CheckpointManager, abstract_state: dict, iterator):
-    """(step, state) from the newest checkpoint, restoring ``iterator`` in place; None when there is none."""
+def restore_latest(manager: ocp.CheckpointManager, abstract_state: dict, iterator, model_config: ModelConfig):
+    """(step, state) from the newest checkpoint, restoring ``iterator`` in place; None when there is none.
+
+    A workdir holding a run of another model configuration is refused rather than mixed.
+    """
     step = manager.latest_step()
     if step is None:
         return None
+    saved = manager.restore(step, args=ocp.args.Composite(model_config=ocp.args.JsonRestore()))
+    if ModelConfig.from_dict(saved.model_config) != model_config:
+        raise HsijaxError(
+            f"{manager.directory}: holds a run of another model ({saved.model_config}); "
+            "use a new --workdir or the same config.model"
+        )
     restored = manager.restore(
         step,
         args=ocp.args.Composite(

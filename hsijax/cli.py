@@ -10,6 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from hsijax.errors import HsijaxError
 
 
@@ -62,7 +64,7 @@ def add_import(subparsers) -> None:
     command.add_argument("--gt", type=Path, help="ground-truth label map (0 = unlabelled)")
     command.add_argument("--key", help="variable holding the cube in a .mat file")
     command.add_argument("--gt-key", help="variable holding the labels in a .mat file")
-    command.add_argument("--wavelengths", type=Path, help="band centres in nm (text, .npy, .mat)")
+    command.add_argument("--wavelengths", type=Path, help="band centres in nm (text, .npy, .mat, or an ENVI .hdr)")
     command.add_argument("--shape", type=positive_int, nargs=2, metavar=("H", "W"),
                          help="image size, for a bands x pixels matrix (column-major)")
     command.add_argument("--layout", choices=LAYOUTS, default="auto",
@@ -111,10 +113,104 @@ def add_prepare(subparsers) -> None:
     command.set_defaults(run=run_prepare_command)
 
 
-def run_prepare_command(args) -> None:
+def run_prepare_command(args) -> Path:
     from hsijax.published import prepare_scene
 
     return prepare_scene(args.scene, args.data_dir, args.manual_dir)
+
+
+def add_scene_input(command) -> None:
+    """--dataset NAME, or a FILE with the import options: how the evaluation commands take a scene."""
+    from hsijax.datasets import DEFAULT_DATA_DIR
+    from hsijax.readers import LAYOUTS
+
+    command.add_argument("file", type=Path, nargs="?", help="a scene file (as for hsijax import)")
+    command.add_argument("--dataset", help="a prepared (or catalogued) dataset name")
+    command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    command.add_argument("--gt", type=Path)
+    command.add_argument("--key")
+    command.add_argument("--gt-key")
+    command.add_argument("--wavelengths", type=Path)
+    command.add_argument("--shape", type=positive_int, nargs=2, metavar=("H", "W"))
+    command.add_argument("--layout", choices=LAYOUTS, default="auto")
+
+
+def scene_from_args(args):
+    """The Scene named by --dataset (prepared first if catalogued and missing) or read from FILE."""
+    from hsijax.scenes import Scene
+
+    if (args.dataset is None) == (args.file is None):
+        raise HsijaxError("give either --dataset NAME or a scene FILE")
+    if args.dataset:
+        from hsijax.datasets import load_dataset, read_scene
+        from hsijax.trainer import ensure_scene
+
+        return read_scene(load_dataset(ensure_scene(args.dataset, args.data_dir, {})))
+    from hsijax.readers import read_cube, read_labels, read_wavelengths
+
+    cube, wavelengths = read_cube(args.file, args.key, tuple(args.shape) if args.shape else None, args.layout)
+    if args.wavelengths is not None:
+        wavelengths = read_wavelengths(args.wavelengths)
+    labels = read_labels(args.gt, args.gt_key) if args.gt is not None else None
+    if labels is not None and labels.shape != cube.shape[:2]:
+        raise HsijaxError(f"{args.gt}: ground truth shape {labels.shape} differs from the image's {cube.shape[:2]}")
+    return Scene(args.file.stem.lower(), "unknown", cube, labels, wavelengths)
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def add_classify(subparsers) -> None:
+    from hsijax.classify import ClassifySettings
+
+    defaults = ClassifySettings()
+    command = subparsers.add_parser(
+        "classify", help="few-label classification: pretrained encoder vs scratch vs SVM, over seeds"
+    )
+    add_scene_input(command)
+    command.add_argument("--fraction", type=fraction, default=defaults.fraction,
+                         help="per class max(1, floor(F * n)) training pixels")
+    command.add_argument("--seeds", type=positive_int, default=defaults.seeds)
+    command.add_argument("--checkpoint", help="pretraining workdir or checkpoint (omit: scratch and svm only)")
+    command.add_argument("--steps", type=positive_int, default=defaults.steps, help="fine-tuning steps")
+    command.add_argument("--out", type=Path, required=True)
+    command.set_defaults(run=run_classify_command)
+
+
+def run_classify_command(args) -> str:
+    from hsijax.classify import ClassifySettings, run_classification, save_maps
+    from hsijax.files import write_json_atomic
+    from hsijax.spectral import fit_normalization
+
+    scene = scene_from_args(args)
+    if scene.labels is None or not (scene.labels > 0).any():
+        raise HsijaxError(f"{args.dataset or args.gt or args.file}: no labelled pixels to classify")
+    settings = ClassifySettings(args.fraction, args.seeds, args.steps, checkpoint=args.checkpoint)
+    spectra = fit_normalization(scene.cube, scene.name).apply(scene.cube.reshape(-1, scene.cube.shape[-1]))
+    labels = scene.labels.reshape(-1)
+    report, maps = run_classification(spectra.astype(np.float32), labels, settings, progress=print_progress)
+    report = {"dataset": scene.name, "bands": int(scene.cube.shape[-1]), **report}
+    write_json_atomic(args.out / "metrics.json", report)
+    save_maps(maps, labels, scene.cube.shape[:2], args.out)
+    return format_classification(report) + f"\nwrote {args.out / 'metrics.json'}"
+
+
+def print_progress(seed: int, method: str, scores: dict) -> None:
+    print(f"seed {seed} {method:10s} OA {scores['oa']:.4f}  AA {scores['aa']:.4f}  "
+          f"kappa {scores['kappa']:.4f}", file=sys.stderr, flush=True)
+
+
+def format_classification(report: dict) -> str:
+    lines = [f"{report['dataset']}: {report['fraction']:.0%} labels ({report['train_pixels']} training px), "
+             f"{report['seeds']} seeds, mean ± std", "| method | OA (%) | AA (%) | kappa |", "|---|---|---|---|"]
+    for method, scores in report["methods"].items():
+        cell = lambda key, scale: f"{scores[key]['mean'] * scale:.2f} ± {scores[key]['std'] * scale:.2f}"
+        lines.append(f"| {method} | {cell('oa', 100)} | {cell('aa', 100)} | {cell('kappa', 1)} |")
+    return "\n".join(lines)
 
 
 BUILTIN_CONFIGS = ("tiny", "local", "poster")
@@ -192,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_import(subparsers)
     add_prepare(subparsers)
     add_pretrain(subparsers)
+    add_classify(subparsers)
     return parser
 
 
@@ -201,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = unknown  # ml_collections --config.FIELD=VALUE flags
     elif unknown:
         build_parser().parse_args(argv)  # let argparse report the unknown flags
-    if args.command in ("import", "prepare", "pretrain"):
+    if args.command in ("import", "prepare", "pretrain", "classify"):
         quiet_tfds()
     try:
         result = args.run(args)

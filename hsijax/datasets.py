@@ -195,3 +195,22 @@ def load_dataset(directory) -> SceneDataset:
         raise HsijaxError(f"{directory}: not a prepared hsijax dataset (no dataset_info.json)")
     builder = tfds.builder_from_directory(str(directory))
     return SceneDataset(directory, builder.as_data_source()["train"], dict(builder.info.metadata))
+
+
+def read_scene(dataset: SceneDataset, chunk: int = 8192) -> Scene:
+    """The whole scene back in memory: cube (H, W, b) float32 in sensor units, labels (H, W)."""
+    meta = dataset.metadata
+    height, width, bands = meta["height"], meta["width"], meta["bands"]
+    cube = np.empty((height * width, bands), np.float32)
+    labels = np.empty((height * width,), np.int32)
+    for start in range(0, height * width, chunk):
+        indices = list(range(start, min(start + chunk, height * width)))
+        for index, example in zip(indices, dataset.source.__getitems__(indices)):
+            cube[index] = example["spectrum"]
+            labels[index] = example["label"]
+    wavelengths = meta.get("wavelengths_nm")
+    return Scene(
+        dataset.directory.parent.name, meta["sensor"], cube.reshape(height, width, bands),
+        labels.reshape(height, width), None if wavelengths is None else np.asarray(wavelengths),
+        tuple(meta.get("class_names") or ()),
+    )

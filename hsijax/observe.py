@@ -2,7 +2,8 @@
 
 Only process 0 writes (every process computes the same numbers). ``metrics.jsonl`` gets one JSON
 object per record (``{"step": ..., "kind": "train" | "eval", ...}``) and is appended to across
-resumes; TensorBoard files (written with tensorboardX, no TensorFlow) go to ``WORKDIR/tensorboard``.
+resumes (steps after the last checkpoint of a killed run are logged again when it resumes: the
+later record of a step is the one that counts); TensorBoard files (written with tensorboardX, no TensorFlow) go to ``WORKDIR/tensorboard``.
 """
 
 from __future__ import annotations

@@ -155,24 +155,16 @@ class TrainSummary:
 def train(config, workdir, progress: bool = True) -> TrainSummary:
     """Pretrain as ``config`` says, in ``workdir``; resumes from its newest checkpoint."""
     workdir = Path(workdir).expanduser()
-    datasets = open_scenes(config.data)
     model_config = ModelConfig.from_dict(dict(config.model))
-    splits = [split_held_out(d, min(config.data.held_out_pixels, len(d.source) // 2), config.seed)
-              for d in datasets]
-    held_out = [held_out_sample(d, held) for d, (_, held) in zip(datasets, splits)]
-    pipeline = make_pipeline(datasets, config.train.batch_size, config.seed, config.data.mixing,
-                             model_config.buckets, train_indices=[train for train, _ in splits])
-    iterator = iter(pipeline)
     mesh = make_mesh()
     if config.train.batch_size % mesh.size:
         raise HsijaxError(f"batch size {config.train.batch_size} does not split over {mesh.size} devices")
+    iterator, held_out = input_data(config, model_config)
     optimizer = make_optimizer(config.optim, config.train.steps)
     state = initial_state(model_config, optimizer, config.seed, mesh)
     manager = checkpoint.checkpoint_manager(workdir, config.train.checkpoint_every, config.train.keep_checkpoints)
-    restored = checkpoint.restore_latest(manager, jax.tree.map(ocp_abstract, state), iterator)
-    start = 0 if restored is None else restored[0]
-    if restored is not None:
-        state = restored[1]
+    restored = checkpoint.restore_latest(manager, jax.tree.map(ocp_abstract, state), iterator, model_config)
+    start, state = (0, state) if restored is None else restored
     step_fn = make_sharded_step(SharedAutoencoder(model_config), optimizer, config.optim.weight_decay, mesh)
     log = MetricsLog(workdir)
     try:
@@ -182,6 +174,17 @@ def train(config, workdir, progress: bool = True) -> TrainSummary:
         manager.wait_until_finished()
         manager.close()
         log.close()
+
+
+def input_data(config, model_config: ModelConfig):
+    """(batch iterator over the training pixels, held-out samples) of the configured scenes."""
+    datasets = open_scenes(config.data)
+    splits = [split_held_out(d, min(config.data.held_out_pixels, len(d.source) // 2), config.seed)
+              for d in datasets]
+    held_out = [held_out_sample(d, held) for d, (_, held) in zip(datasets, splits)]
+    pipeline = make_pipeline(datasets, config.train.batch_size, config.seed, config.data.mixing,
+                             model_config.buckets, train_indices=[train for train, _ in splits])
+    return iter(pipeline), held_out
 
 
 def ocp_abstract(x):

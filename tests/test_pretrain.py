@@ -7,22 +7,20 @@ device count (XLA_FLAGS) and the process count can differ between runs.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from unittest import mock
 
 import jax
 import numpy as np
 import pytest
 
+from conftest import environment, pretrain, pretrain_command
 from hsijax.checkpoint import load_model
 from hsijax.observe import read_metrics
-from hsijax.published import prepare_scene
 
 # Different device counts sum the per-device gradient means in a different order, so parameters
 # differ by float32 rounding, which training then amplifies: where two bands are nearly tied the
@@ -32,31 +30,6 @@ from hsijax.published import prepare_scene
 # gradient-averaging mistake would move by percents, must agree to 1e-4.
 PARAMETER_TOLERANCE = 1e-2
 LOSS_TOLERANCE = 1e-4
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tfds")
-    with mock.patch("hsijax.published.server_reachable", return_value=False):
-        prepare_scene("indian_pines", folder)  # from the tensorly wheel, no network
-    return folder
-
-
-def pretrain_command(workdir: Path, data_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "hsijax.cli", "pretrain", "--config", "tiny", "--workdir", str(workdir),
-            "--no-progress", f"--config.data.data_dir={data_dir}", *extra]
-
-
-def environment(devices: int) -> dict:
-    return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-            "JAX_PLATFORMS": "cpu"}
-
-
-def pretrain(workdir: Path, data_dir: Path, devices: int = 1, *extra: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(pretrain_command(workdir, data_dir, *extra), env=environment(devices),
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 def params_of(workdir: Path) -> list[np.ndarray]:
@@ -69,14 +42,6 @@ def assert_same_training(workdir: Path, reference: Path) -> None:
     assert max(differences) < PARAMETER_TOLERANCE, differences
     losses = [[r["mse"] for r in read_metrics(w) if r["kind"] == "train"] for w in (workdir, reference)]
     np.testing.assert_allclose(*losses, rtol=LOSS_TOLERANCE)
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, data_dir) -> Path:
-    """One uninterrupted run on one device: what the other runs must reproduce."""
-    workdir = tmp_path_factory.mktemp("reference")
-    pretrain(workdir, data_dir)
-    return workdir
 
 
 def test_a_run_leaves_checkpoints_metrics_and_tensorboard(reference):
@@ -141,6 +106,14 @@ def test_killed_and_resumed_run_is_bit_identical(tmp_path, data_dir, reference):
 def test_a_finished_run_resumes_to_nothing(tmp_path, data_dir, reference):
     result = pretrain(reference, data_dir)
     assert result.stdout.startswith("steps 40 -> 40")
+
+
+def test_a_workdir_of_another_model_is_refused(tmp_path, data_dir, reference):
+    before = sorted(p.name for p in (reference / "checkpoints").iterdir())
+    result = subprocess.run(pretrain_command(reference, data_dir, "--config.model.code_width=4"),
+                            env=environment(1), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "holds a run of another model" in result.stderr
+    assert sorted(p.name for p in (reference / "checkpoints").iterdir()) == before
 
 
 PLAIN_ORBAX = """

@@ -1,0 +1,72 @@
+"""`hsijax classify` and `SpectralClassifier.from_pretrained` on Indian Pines."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from hsijax.checkpoint import load_model
+from hsijax.classifier import SpectralClassifier
+from hsijax.cli import main
+from hsijax.errors import HsijaxError
+from hsijax.scenes import load_indian_pines
+
+
+def test_from_pretrained_takes_the_checkpoints_encoder(reference):
+    for path in (reference, reference / "checkpoints", reference / "checkpoints" / "40"):
+        classifier, variables = SpectralClassifier.from_pretrained(path, num_classes=16)
+        encoder = load_model(path).variables["params"]["encoder"]
+        for got, want in zip(jax.tree.leaves(variables["params"]["encoder"]), jax.tree.leaves(encoder)):
+            np.testing.assert_array_equal(got, want)
+        assert variables["params"]["head_out"]["kernel"].shape == (64, 16)
+        logits = classifier.apply(variables, np.zeros((3, 256), np.float32))
+        assert logits.shape == (3, 16)
+    with pytest.raises(HsijaxError, match="no checkpoint found"):
+        SpectralClassifier.from_pretrained(reference / "tensorboard", num_classes=3)
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    code = main(["classify", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_classify_a_dataset_with_all_three_methods(tmp_path, capsys, data_dir, reference):
+    code, out, err = run(capsys, "--dataset", "indian_pines", "--data-dir", data_dir, "--fraction", 0.05,
+                         "--seeds", 2, "--checkpoint", reference, "--steps", 40, "--out", tmp_path)
+    assert code == 0, err
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["dataset"] == "indian_pines" and report["train_pixels"] == 505
+    assert report["test_pixels"] == 10249 - 505
+    assert set(report["methods"]) == {"pretrained", "scratch", "svm"}
+    for scores in report["methods"].values():
+        for key in ("oa", "aa", "kappa"):
+            assert 0 <= scores[key]["mean"] <= 1 and scores[key]["std"] >= 0
+        assert len(scores["per_seed"]) == 2 and len(scores["per_class"]) == 16
+    assert report["methods"]["svm"]["oa"]["mean"] > 0.6  # RBF SVM at 5 %: a real classifier
+    assert (tmp_path / "classification_maps.png").stat().st_size > 10_000
+    assert "| svm |" in out and "seed 1 svm" in err
+
+
+def test_classify_a_file_without_checkpoint(tmp_path, capsys):
+    scene = load_indian_pines()
+    np.save(tmp_path / "cube.npy", scene.cube)
+    np.save(tmp_path / "gt.npy", scene.labels)
+    code, out, err = run(capsys, tmp_path / "cube.npy", "--gt", tmp_path / "gt.npy", "--fraction", 0.1,
+                         "--seeds", 1, "--steps", 10, "--out", tmp_path / "out")
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert set(report["methods"]) == {"scratch", "svm"}
+
+
+def test_classify_bad_input(tmp_path, capsys):
+    np.save(tmp_path / "cube.npy", np.ones((5, 5, 10), np.float32))
+    np.save(tmp_path / "gt.npy", np.zeros((5, 5), np.uint8))
+    code, _, err = run(capsys, tmp_path / "cube.npy", "--gt", tmp_path / "gt.npy", "--out", tmp_path / "o")
+    assert code == 2 and "no labelled pixels" in err
+    code, _, err = run(capsys, tmp_path / "cube.npy", "--dataset", "x", "--out", tmp_path / "o")
+    assert code == 2 and "either --dataset NAME or a scene FILE" in err
+    assert not (tmp_path / "o").exists()
