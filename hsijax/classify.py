@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -106,25 +105,3 @@ def summarise(runs: list[dict]) -> dict:
         "per_class": {str(c): mean_and_std([r["per_class"][c] for r in runs]) for c in classes},
         "per_seed": [{key: r[key] for key in ("oa", "aa", "kappa")} for r in runs],
     }
-
-
-def save_maps(maps: dict[str, np.ndarray], labels: np.ndarray, shape: tuple[int, int], out: Path) -> list[Path]:
-    """One PNG: the ground truth beside each method's predictions (labelled pixels only)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = {"ground truth": labels, **maps}
-    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
-    for axis, (title, values) in zip(axes[0], panels.items()):
-        image = np.where(labels > 0, values, 0).reshape(shape)
-        axis.imshow(np.ma.masked_equal(image, 0), cmap="tab20", interpolation="nearest",
-                    vmin=1, vmax=max(labels.max(), 1))
-        axis.set_title(title)
-        axis.axis("off")
-    figure.tight_layout()
-    path = out / "classification_maps.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return [path]

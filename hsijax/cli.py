@@ -182,7 +182,8 @@ def add_classify(subparsers) -> None:
 
 
 def run_classify_command(args) -> str:
-    from hsijax.classify import ClassifySettings, run_classification, save_maps
+    from hsijax.classify import ClassifySettings, run_classification
+    from hsijax.figures import classification_maps
     from hsijax.files import write_json_atomic
     from hsijax.spectral import fit_normalization
 
@@ -195,7 +196,7 @@ def run_classify_command(args) -> str:
     report, maps = run_classification(spectra.astype(np.float32), labels, settings, progress=print_progress)
     report = {"dataset": scene.name, "bands": int(scene.cube.shape[-1]), **report}
     write_json_atomic(args.out / "metrics.json", report)
-    save_maps(maps, labels, scene.cube.shape[:2], args.out)
+    classification_maps(maps, labels, scene.cube.shape[:2], args.out)
     return format_classification(report) + f"\nwrote {args.out / 'metrics.json'}"
 
 
@@ -211,6 +212,52 @@ def format_classification(report: dict) -> str:
         cell = lambda key, scale: f"{scores[key]['mean'] * scale:.2f} ± {scores[key]['std'] * scale:.2f}"
         lines.append(f"| {method} | {cell('oa', 100)} | {cell('aa', 100)} | {cell('kappa', 1)} |")
     return "\n".join(lines)
+
+
+def add_reconstruct(subparsers) -> None:
+    command = subparsers.add_parser(
+        "reconstruct", help="reconstruct a whole scene with a pretrained model: MPSNR, MSSIM, figures"
+    )
+    command.add_argument("--checkpoint", required=True, help="pretraining workdir or checkpoint")
+    add_scene_input(command)
+    command.add_argument("--out", type=Path, required=True)
+    command.set_defaults(run=run_reconstruct_command)
+
+
+def run_reconstruct_command(args) -> str:
+    from hsijax.checkpoint import load_model
+    from hsijax.figures import reconstruction_figures
+    from hsijax.files import write_json_atomic
+    from hsijax.reconstruction import evaluate_reconstruction
+
+    model = load_model(args.checkpoint)
+    scene = scene_from_args(args)
+    metrics, original, recon = evaluate_reconstruction(model, scene)
+    reconstruction_figures(original, recon, np.asarray(metrics["per_band_psnr_db"]), scene.wavelengths_nm,
+                           scene.name, args.out)
+    write_json_atomic(args.out / "metrics.json", metrics)
+    return (f"{scene.name}: {metrics['bands']} bands, code width {metrics['code_width']}: "
+            f"MPSNR {metrics['mpsnr_db']:.2f} dB, MSSIM {metrics['mssim']:.4f}\n"
+            f"wrote {args.out / 'metrics.json'} and 3 figures")
+
+
+def add_encode(subparsers) -> None:
+    command = subparsers.add_parser("encode", help="encode a whole scene to its (H, W, c) shared codes")
+    command.add_argument("--checkpoint", required=True, help="pretraining workdir or checkpoint")
+    add_scene_input(command)
+    command.add_argument("--output", type=Path, required=True, help="the .npy file to write")
+    command.add_argument("--no-progress", action="store_true")
+    command.set_defaults(run=run_encode_command)
+
+
+def run_encode_command(args) -> str:
+    from hsijax.checkpoint import load_model
+    from hsijax.encoding import encode_scene
+
+    model = load_model(args.checkpoint)
+    scene = scene_from_args(args)
+    path = encode_scene(model, scene, args.output, progress=not args.no_progress)
+    return f"wrote {path}: codes {scene.cube.shape[:2] + (model.config.code_width,)}"
 
 
 BUILTIN_CONFIGS = ("tiny", "local", "poster")
@@ -289,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_prepare(subparsers)
     add_pretrain(subparsers)
     add_classify(subparsers)
+    add_reconstruct(subparsers)
+    add_encode(subparsers)
     return parser
 
 
@@ -298,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = unknown  # ml_collections --config.FIELD=VALUE flags
     elif unknown:
         build_parser().parse_args(argv)  # let argparse report the unknown flags
-    if args.command in ("import", "prepare", "pretrain", "classify"):
+    if args.command in ("import", "prepare", "pretrain", "classify", "reconstruct", "encode"):
         quiet_tfds()
     try:
         result = args.run(args)
