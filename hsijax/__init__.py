@@ -11,7 +11,8 @@ fixed-size code, and a decoder that repeats the code and upsamples back.
     >>> model = hsijax.load_model("runs/local")        # the newest checkpoint of a pretraining run
 """
 
-from hsijax.checkpoint import load_model
+from hsijax.checkpoint import load_model, save_model
+from hsijax.classifier import SpectralClassifier
 from hsijax.errors import HsijaxError
 from hsijax.inference import encode, reconstruct
 from hsijax.model import Model, ModelConfig, create_model
@@ -27,6 +28,7 @@ __all__ = [
     "Model",
     "ModelConfig",
     "Scene",
+    "SpectralClassifier",
     "TrainingSet",
     "bucket_for",
     "create_model",
@@ -38,4 +40,5 @@ __all__ = [
     "pad_to_bucket",
     "pretrain",
     "reconstruct",
+    "save_model",
 ]

@@ -79,7 +79,7 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: dict, iterato
 
 def _step_directory(path: Path) -> Path:
     """The newest step directory under a workdir or a checkpoints directory, or ``path`` itself."""
-    path = Path(path).expanduser()
+    path = Path(path).expanduser().resolve()  # Orbax wants absolute paths
     if (path / "state").is_dir():
         return path
     folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
@@ -108,3 +108,20 @@ def load_model(path) -> Model:
     except (OSError, ValueError, KeyError) as error:
         raise HsijaxError(f"{directory}: unreadable checkpoint ({type(error).__name__}: {error})") from None
     return Model(config, state["params"])
+
+
+def save_model(model: Model, directory) -> Path:
+    """Write ``model`` in the layout of one checkpoint step (``state/`` with its parameters and
+    ``model_config/``), so that `load_model`, `SpectralClassifier.from_pretrained` and the
+    ``--checkpoint`` options read it like a pretraining checkpoint."""
+    directory = Path(directory).expanduser().resolve()
+    if directory.exists():
+        raise HsijaxError(f"{directory}: already exists")
+    staging = directory.with_name(f".{directory.name}.saving")
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(staging / "state", {"params": model.variables})
+    checkpointer.wait_until_finished()
+    (staging / "model_config").mkdir()
+    ocp.JsonCheckpointHandler().save(staging / "model_config", args=ocp.args.JsonSave(model.config.to_dict()))
+    staging.rename(directory)
+    return directory

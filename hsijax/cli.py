@@ -34,11 +34,16 @@ def add_demo(subparsers) -> None:
     demo.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
     demo.add_argument("--code-width", type=positive_int, default=defaults.code_width)
     demo.add_argument("--seed", type=int, default=defaults.seed)
+    demo.add_argument("--scene", action="append", default=[], metavar="NAME",
+                      help="also pretrain on this prepared or catalogued scene (repeatable)")
+    demo.add_argument("--data-dir", type=Path, default=defaults.data_dir)
+    demo.add_argument("--seeds", type=positive_int, default=defaults.seeds, help="classification seeds")
+    demo.add_argument("--classify-steps", type=positive_int, default=defaults.classify_steps)
     demo.set_defaults(run=run_demo_command)
 
 
-def run_demo_command(args) -> None:
-    from hsijax.demo import DemoSettings, format_table, run_demo
+def run_demo_command(args) -> str:
+    from hsijax.demo import DemoSettings, format_report, run_demo
 
     settings = DemoSettings(
         workdir=args.workdir,
@@ -46,10 +51,13 @@ def run_demo_command(args) -> None:
         batch_size=args.batch_size,
         code_width=args.code_width,
         seed=args.seed,
+        scenes=tuple(args.scene),
+        data_dir=args.data_dir,
+        seeds=args.seeds,
+        classify_steps=args.classify_steps,
     )
     report = run_demo(settings)
-    print(format_table(report))
-    print(f"\nwrote {settings.workdir / 'demo.json'}")
+    return format_report(report) + f"\nwrote {settings.workdir / 'report.md'}"
 
 
 def add_import(subparsers) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -15,8 +16,9 @@ from hsijax.errors import HsijaxError
 from hsijax.scenes import load_indian_pines
 
 
-def test_from_pretrained_takes_the_checkpoints_encoder(reference):
-    for path in (reference, reference / "checkpoints", reference / "checkpoints" / "40"):
+def test_from_pretrained_takes_the_checkpoints_encoder(reference, monkeypatch):
+    monkeypatch.chdir(reference.parent)  # a relative path too
+    for path in (reference, reference / "checkpoints", Path(reference.name) / "checkpoints" / "40"):
         classifier, variables = SpectralClassifier.from_pretrained(path, num_classes=16)
         encoder = load_model(path).variables["params"]["encoder"]
         for got, want in zip(jax.tree.leaves(variables["params"]["encoder"]), jax.tree.leaves(encoder)):

@@ -11,20 +11,28 @@ import pytest
 from hsijax import HsijaxError, cli
 
 
-def test_demo_runs_end_to_end_and_writes_its_metrics(tmp_path):
+def test_demo_runs_end_to_end_and_writes_its_report(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "hsijax.cli", "demo", "--steps", "3", "--batch-size", "32",
-         "--workdir", str(tmp_path)],
+        [sys.executable, "-m", "hsijax.cli", "demo", "--steps", "3", "--batch-size", "32", "--seeds", "1",
+         "--classify-steps", "3", "--workdir", str(tmp_path)],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "| faithful |" in result.stdout and "| conditioned |" in result.stdout
+    assert "| faithful |" in result.stdout and "| conditioned |" in result.stdout and "| svm |" in result.stdout
     report = json.loads((tmp_path / "demo.json").read_text())
     assert set(report["decoders"]) == {"faithful", "conditioned"}
     assert report["bands"] == 200
     for row in report["decoders"].values():
         assert 0 < row["mpsnr_db"] < 100
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+    assert set(report["classification"]["methods"]) == {"pretrained", "scratch", "svm"}
+    assert report["classification"]["train_pixels"] == 505 and 0 < report["reconstruction"]["mssim"] < 1
+    markdown = (tmp_path / "report.md").read_text()
+    for figure in ("reconstruction/false_colour.png", "reconstruction/per_band_psnr.png",
+                   "reconstruction/spectra.png", "classification/classification_maps.png"):
+        assert f"]({figure})" in markdown and (tmp_path / figure).is_file()
+    assert (tmp_path / "model" / "state").is_dir()  # usable as --checkpoint
+    hidden = [p for p in tmp_path.rglob(".*")]
+    assert not hidden, hidden  # no temporary files left
 
 
 def test_user_error_is_one_line_without_traceback(monkeypatch, capsys):
