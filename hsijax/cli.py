@@ -268,7 +268,7 @@ def run_encode_command(args) -> str:
     return f"wrote {path}: codes {scene.cube.shape[:2] + (model.config.code_width,)}"
 
 
-BUILTIN_CONFIGS = ("tiny", "local", "poster")
+BUILTIN_CONFIGS = ("tiny", "local", "unseen", "poster")
 
 
 def add_pretrain(subparsers) -> None:
