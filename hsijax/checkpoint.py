@@ -14,8 +14,10 @@ killed mid-save leaves the previous checkpoint as the newest; `CheckpointManager
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
+import absl.logging
 import grain
 import jax
 import orbax.checkpoint as ocp
@@ -89,10 +91,21 @@ def _step_directory(path: Path) -> Path:
     return steps[-1][1]
 
 
+@contextlib.contextmanager
+def absl_errors_only():
+    level = absl.logging.get_verbosity()
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    try:
+        yield
+    finally:
+        absl.logging.set_verbosity(level)
+
+
 def restore_on_this_machine(state_directory: Path) -> dict:
     """The saved pytree on this process's first device, whatever mesh it was saved from."""
     checkpointer = ocp.StandardCheckpointer()
-    metadata = checkpointer.metadata(state_directory).item_metadata
+    with absl_errors_only():  # Orbax warns that a step item has no step-level metadata file
+        metadata = checkpointer.metadata(state_directory).item_metadata
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), metadata)
     return checkpointer.restore(state_directory, target)

@@ -92,6 +92,13 @@ def import_from_options(options: str, name: str, data_dir) -> Path:
 
 def run_import_command(args) -> Path:
     from hsijax.datasets import build_dataset
+
+    scene = scene_from_file(args, args.name, args.sensor)
+    return build_dataset(scene, args.data_dir, source=str(args.file))
+
+
+def scene_from_file(args, name: str, sensor: str = "unknown"):
+    """A Scene from FILE and the import options (--gt, --key, --gt-key, --wavelengths, --shape, --layout)."""
     from hsijax.readers import read_cube, read_labels, read_wavelengths
     from hsijax.scenes import Scene
 
@@ -103,8 +110,7 @@ def run_import_command(args) -> Path:
         raise HsijaxError(
             f"{args.gt}: ground truth shape {labels.shape} differs from the image's {cube.shape[:2]}"
         )
-    scene = Scene(args.name, args.sensor, cube, labels, wavelengths)
-    return build_dataset(scene, args.data_dir, source=str(args.file))
+    return Scene(name, sensor, cube, labels, wavelengths)
 
 
 def add_prepare(subparsers) -> None:
@@ -145,8 +151,6 @@ def add_scene_input(command) -> None:
 
 def scene_from_args(args):
     """The Scene named by --dataset (prepared first if catalogued and missing) or read from FILE."""
-    from hsijax.scenes import Scene
-
     if (args.dataset is None) == (args.file is None):
         raise HsijaxError("give either --dataset NAME or a scene FILE")
     if args.dataset:
@@ -154,15 +158,7 @@ def scene_from_args(args):
         from hsijax.trainer import ensure_scene
 
         return read_scene(load_dataset(ensure_scene(args.dataset, args.data_dir, {})))
-    from hsijax.readers import read_cube, read_labels, read_wavelengths
-
-    cube, wavelengths = read_cube(args.file, args.key, tuple(args.shape) if args.shape else None, args.layout)
-    if args.wavelengths is not None:
-        wavelengths = read_wavelengths(args.wavelengths)
-    labels = read_labels(args.gt, args.gt_key) if args.gt is not None else None
-    if labels is not None and labels.shape != cube.shape[:2]:
-        raise HsijaxError(f"{args.gt}: ground truth shape {labels.shape} differs from the image's {cube.shape[:2]}")
-    return Scene(args.file.stem.lower(), "unknown", cube, labels, wavelengths)
+    return scene_from_file(args, args.file.stem.lower())
 
 
 def fraction(text: str) -> float:
