@@ -25,13 +25,16 @@ def test_reconstruct_writes_metrics_and_figures(tmp_path, capsys, data_dir, refe
                          "--data-dir", data_dir, "--out", tmp_path)
     assert code == 0, err
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(metrics) == {"dataset", "bands", "code_width", "mpsnr_db", "mssim", "per_band_psnr_db"}
+    assert set(metrics) == {"dataset", "bands", "code_width", "mpsnr_db", "mssim", "per_band_psnr_db",
+                            "mean_spectrum_mpsnr_db"}
     assert metrics["bands"] == 200 and metrics["code_width"] == 8 and len(metrics["per_band_psnr_db"]) == 200
     scene = load_indian_pines()  # recompute independently from the embedded copy
     original = fit_normalization(scene.cube).apply(scene.cube)
     recon = hsijax.reconstruct(hsijax.load_model(reference), original, scene.wavelengths_nm)
     assert abs(metrics["mpsnr_db"] - mpsnr(original, recon)) < 1e-4
     assert 0 < metrics["mssim"] < 1
+    mean_spectrum = np.broadcast_to(original.reshape(-1, 200).mean(axis=0), original.shape)
+    assert abs(metrics["mean_spectrum_mpsnr_db"] - mpsnr(original, mean_spectrum)) < 1e-4
     for name in ("false_colour.png", "per_band_psnr.png", "spectra.png"):
         assert (tmp_path / name).stat().st_size > 5_000
     assert "MPSNR" in out
