@@ -190,7 +190,7 @@ class SceneDataset:
 
 def load_dataset(directory) -> SceneDataset:
     """Open a dataset directory written by `build_dataset` (``.../NAME/VERSION``)."""
-    directory = Path(directory)
+    directory = Path(directory).expanduser()
     if not (directory / "dataset_info.json").is_file():
         raise HsijaxError(f"{directory}: not a prepared hsijax dataset (no dataset_info.json)")
     builder = tfds.builder_from_directory(str(directory))
