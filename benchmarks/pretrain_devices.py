@@ -49,7 +49,6 @@ def matmul_gflops(size: int = 1024, repeats: int = 20) -> float:
 
 def step_flops_per_pixel(rows: int = 256, length: int = 256) -> float:
     """XLA's FLOP count of one training step of the local config's model, per pixel."""
-    import jax
     import jax.numpy as jnp
 
     from hsijax.configs import local

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from absl.testing import parameterized
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from hsijax import HsijaxError, bucket_for, crop, fit_normalization, pad_to_bucket
