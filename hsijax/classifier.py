@@ -44,7 +44,11 @@ class SpectralClassifier(nn.Module):
         """(classifier, variables): the encoder from ``checkpoint``, a freshly initialised head."""
         from hsijax.checkpoint import load_model
 
-        pretrained = load_model(checkpoint)
+        return cls.from_model(load_model(checkpoint), num_classes, seed)
+
+    @classmethod
+    def from_model(cls, pretrained, num_classes: int, seed: int = 0):
+        """(classifier, variables): the encoder of a loaded `Model`, a freshly initialised head."""
         classifier = cls(pretrained.config, num_classes)
         variables = classifier.init_variables(seed)
         params = dict(variables["params"])

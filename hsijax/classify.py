@@ -12,14 +12,20 @@ Training lengths are fixed in advance; no test pixel ever chooses an epoch or a 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 
+from hsijax.checkpoint import load_model
 from hsijax.classifier import SpectralClassifier, fine_tune, predict
-from hsijax.model import ModelConfig
+from hsijax.figures import classification_maps
+from hsijax.files import write_json_atomic
+from hsijax.model import Model, ModelConfig
+from hsijax.scenes import Scene
 from hsijax.scores import classification_scores, mean_and_std
-from hsijax.spectral import pad_to_bucket
+from hsijax.spectral import fit_normalization, pad_to_bucket
 from hsijax.splits import stratified_split
 
 METHODS = ("pretrained", "scratch", "svm")
@@ -46,28 +52,26 @@ def fit_svm(train_spectra: np.ndarray, train_labels: np.ndarray, seed: int):
         return search.fit(train_spectra, train_labels).best_estimator_
 
 
-def network_for(method: str, settings: ClassifySettings, num_classes: int, seed: int):
+def network_for(method: str, pretrained: Model | None, num_classes: int, seed: int):
     """(classifier, initial variables) of ``pretrained`` or ``scratch``, the same architecture."""
     if method == "pretrained":
-        return SpectralClassifier.from_pretrained(settings.checkpoint, num_classes, seed)
-    config = ModelConfig()
-    if settings.checkpoint:
-        from hsijax.checkpoint import load_model
-
-        config = load_model(settings.checkpoint).config
-    classifier = SpectralClassifier(config, num_classes)
+        return SpectralClassifier.from_model(pretrained, num_classes, seed)
+    classifier = SpectralClassifier(pretrained.config if pretrained else ModelConfig(), num_classes)
     return classifier, classifier.init_variables(seed)
 
 
-def run_method(method: str, settings: ClassifySettings, spectra: np.ndarray, labels: np.ndarray,
-               train: np.ndarray, seed: int) -> np.ndarray:
-    """Predicted labels (1-based) for every row of ``spectra`` after training on rows ``train``."""
+def run_method(method: str, settings: ClassifySettings, pretrained: Model | None, spectra: np.ndarray,
+               padded: np.ndarray, labels: np.ndarray, train: np.ndarray, seed: int) -> np.ndarray:
+    """Predicted labels (1-based) for every pixel after training on pixels ``train``.
+
+    ``spectra`` (P, b) feed the SVM, ``padded`` (P, B) the same spectra padded to their bucket
+    feed the networks.
+    """
     classes = np.unique(labels[labels > 0])
     targets = np.searchsorted(classes, labels[train])
     if method == "svm":
         return classes[fit_svm(spectra[train], targets, seed).predict(spectra)]
-    padded, _ = pad_to_bucket(spectra)
-    classifier, variables = network_for(method, settings, len(classes), seed)
+    classifier, variables = network_for(method, pretrained, len(classes), seed)
     variables = fine_tune(classifier, variables, padded[train], targets, settings.steps,
                           learning_rate=settings.learning_rate, seed=seed)
     return classes[predict(classifier, variables, padded)]
@@ -76,13 +80,15 @@ def run_method(method: str, settings: ClassifySettings, spectra: np.ndarray, lab
 def run_classification(spectra: np.ndarray, labels: np.ndarray, settings: ClassifySettings,
                        progress=None) -> tuple[dict, dict[str, np.ndarray]]:
     """(report, {method: predictions of seed 0}) for normalised ``spectra`` (P, b), ``labels`` (P,)."""
-    methods = [m for m in METHODS if m != "pretrained" or settings.checkpoint]
+    pretrained = load_model(settings.checkpoint) if settings.checkpoint else None
+    methods = [m for m in METHODS if m != "pretrained" or pretrained]
+    padded, _ = pad_to_bucket(spectra)
     per_seed = {m: [] for m in methods}
     maps = {}
     for seed in range(settings.seeds):
         train, test = stratified_split(labels, settings.fraction, seed)
         for method in methods:
-            predicted = run_method(method, settings, spectra, labels, train, seed)
+            predicted = run_method(method, settings, pretrained, spectra, padded, labels, train, seed)
             per_seed[method].append(classification_scores(labels[test], predicted[test]))
             if seed == 0:
                 maps[method] = predicted
@@ -96,6 +102,34 @@ def run_classification(spectra: np.ndarray, labels: np.ndarray, settings: Classi
         "methods": {m: summarise(runs) for m, runs in per_seed.items()},
     }
     return report, maps
+
+
+def classify_scene(scene: Scene, settings: ClassifySettings, out: Path, progress=None) -> dict:
+    """Run the comparison on a whole labelled scene; writes ``out/metrics.json`` and the maps."""
+    bands = scene.cube.shape[-1]
+    spectra = fit_normalization(scene.cube, scene.name).apply(scene.cube.reshape(-1, bands))
+    labels = scene.labels.reshape(-1)
+    report, maps = run_classification(spectra.astype(np.float32), labels, settings, progress)
+    report = {"dataset": scene.name, "bands": int(bands), **report}
+    write_json_atomic(out / "metrics.json", report)
+    classification_maps(maps, labels, scene.cube.shape[:2], out)
+    return report
+
+
+def print_progress(seed: int, method: str, scores: dict) -> None:
+    """A progress callback for `run_classification`: one line per seed and method on stderr."""
+    print(f"seed {seed} {method:10s} OA {scores['oa']:.4f}  AA {scores['aa']:.4f}  "
+          f"kappa {scores['kappa']:.4f}", file=sys.stderr, flush=True)
+
+
+def format_classification(report: dict) -> str:
+    """The report as a Markdown table (percentages), mean ± std over seeds."""
+    lines = [f"{report['dataset']}: {report['fraction']:.0%} labels ({report['train_pixels']} training px), "
+             f"{report['seeds']} seeds, mean ± std", "| method | OA (%) | AA (%) | kappa |", "|---|---|---|---|"]
+    for method, scores in report["methods"].items():
+        cell = lambda key, scale: f"{scores[key]['mean'] * scale:.2f} ± {scores[key]['std'] * scale:.2f}"
+        lines.append(f"| {method} | {cell('oa', 100)} | {cell('aa', 100)} | {cell('kappa', 1)} |")
+    return "\n".join(lines)
 
 
 def summarise(runs: list[dict]) -> dict:

@@ -186,36 +186,14 @@ def add_classify(subparsers) -> None:
 
 
 def run_classify_command(args) -> str:
-    from hsijax.classify import ClassifySettings, run_classification
-    from hsijax.figures import classification_maps
-    from hsijax.files import write_json_atomic
-    from hsijax.spectral import fit_normalization
+    from hsijax.classify import ClassifySettings, classify_scene, format_classification, print_progress
 
     scene = scene_from_args(args)
     if scene.labels is None or not (scene.labels > 0).any():
         raise HsijaxError(f"{args.dataset or args.gt or args.file}: no labelled pixels to classify")
     settings = ClassifySettings(args.fraction, args.seeds, args.steps, checkpoint=args.checkpoint)
-    spectra = fit_normalization(scene.cube, scene.name).apply(scene.cube.reshape(-1, scene.cube.shape[-1]))
-    labels = scene.labels.reshape(-1)
-    report, maps = run_classification(spectra.astype(np.float32), labels, settings, progress=print_progress)
-    report = {"dataset": scene.name, "bands": int(scene.cube.shape[-1]), **report}
-    write_json_atomic(args.out / "metrics.json", report)
-    classification_maps(maps, labels, scene.cube.shape[:2], args.out)
+    report = classify_scene(scene, settings, args.out, progress=print_progress)
     return format_classification(report) + f"\nwrote {args.out / 'metrics.json'}"
-
-
-def print_progress(seed: int, method: str, scores: dict) -> None:
-    print(f"seed {seed} {method:10s} OA {scores['oa']:.4f}  AA {scores['aa']:.4f}  "
-          f"kappa {scores['kappa']:.4f}", file=sys.stderr, flush=True)
-
-
-def format_classification(report: dict) -> str:
-    lines = [f"{report['dataset']}: {report['fraction']:.0%} labels ({report['train_pixels']} training px), "
-             f"{report['seeds']} seeds, mean ± std", "| method | OA (%) | AA (%) | kappa |", "|---|---|---|---|"]
-    for method, scores in report["methods"].items():
-        cell = lambda key, scale: f"{scores[key]['mean'] * scale:.2f} ± {scores[key]['std'] * scale:.2f}"
-        lines.append(f"| {method} | {cell('oa', 100)} | {cell('aa', 100)} | {cell('kappa', 1)} |")
-    return "\n".join(lines)
 
 
 def add_reconstruct(subparsers) -> None:

@@ -28,8 +28,8 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from hsijax.checkpoint import save_model
-from hsijax.classify import ClassifySettings, run_classification
-from hsijax.figures import classification_maps, reconstruction_figures
+from hsijax.classify import ClassifySettings, classify_scene, format_classification, print_progress
+from hsijax.figures import reconstruction_figures
 from hsijax.files import write_json_atomic, write_text_atomic
 from hsijax.inference import reconstruct
 from hsijax.metrics import per_band_psnr
@@ -122,7 +122,10 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> dict:
     reconstruction, original, recon = evaluate_reconstruction(models["conditioned"], scene)
     reconstruction_figures(original, recon, np.asarray(reconstruction["per_band_psnr_db"]),
                            scene.wavelengths_nm, scene.name, workdir / "reconstruction")
-    classification = classify_scene(settings, scene, model_dir, workdir / "classification")
+    classification = classify_scene(
+        scene, ClassifySettings(settings.fraction, settings.seeds, settings.classify_steps, checkpoint=str(model_dir)),
+        workdir / "classification", progress=print_progress,
+    )
     report = {
         "dataset": scene.name,
         "bands": bands,
@@ -139,24 +142,8 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> dict:
     return report
 
 
-def classify_scene(settings: DemoSettings, scene, checkpoint: Path, out: Path) -> dict:
-    classify = ClassifySettings(settings.fraction, settings.seeds, settings.classify_steps,
-                                checkpoint=str(checkpoint))
-    spectra = fit_normalization(scene.cube).apply(scene.cube.reshape(-1, scene.cube.shape[-1]))
-    labels = scene.labels.reshape(-1)
-    from hsijax.cli import print_progress
-
-    report, maps = run_classification(spectra.astype(np.float32), labels, classify, progress=print_progress)
-    classification_maps(maps, labels, scene.cube.shape[:2], out)
-    report = {"dataset": scene.name, **report}
-    write_json_atomic(out / "metrics.json", report)
-    return report
-
-
 def format_report(report: dict) -> str:
     """report.md: the three tables and the figures, with how they were made."""
-    from hsijax.cli import format_classification
-
     recon = report["reconstruction"]
     return "\n".join([
         "# hsijax demo report", "",

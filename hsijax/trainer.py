@@ -221,9 +221,10 @@ def run_steps(config, model_config, state, step_fn, iterator, mesh, manager, log
         if done % train.eval_every == 0 or done == steps:
             final_eval = evaluate(Model(model_config, to_host(params)), held_out)
             log.write(done, "eval", final_eval)
-        state = {"params": params, "opt_state": opt_state, "step": replicate(np.int32(done), mesh),
-                 "rng": state["rng"]}
-        checkpoint.save(manager, done, state, iterator, model_config, config.to_dict(), force=done == steps)
+        if done == steps or manager.should_save(done):  # only then: the step array is a host-to-device copy
+            state = {"params": params, "opt_state": opt_state, "step": replicate(np.int32(done), mesh),
+                     "rng": state["rng"]}
+            checkpoint.save(manager, done, state, iterator, model_config, config.to_dict(), force=done == steps)
     bar.close()
     model = Model(model_config, to_host(params))
     if start >= steps:  # nothing left to train: report the checkpoint's quality
