@@ -60,7 +60,7 @@ class ReadBatch:
 def mixing_weights(datasets: Sequence[SceneDataset], mixing: str | Mapping[str, float] = "pixels",
                    pixel_counts: Sequence[int] | None = None) -> list[float]:
     """Each scene's share of the batches: ``"pixels"`` (by pixel count), ``"uniform"``, or {name: weight}."""
-    names = [scene_name(d) for d in datasets]
+    names = [d.name for d in datasets]
     if mixing == "pixels":
         weights = [float(n) for n in (pixel_counts or [len(d.source) for d in datasets])]
     elif mixing == "uniform":
@@ -77,15 +77,11 @@ def mixing_weights(datasets: Sequence[SceneDataset], mixing: str | Mapping[str, 
     return [w / sum(weights) for w in weights]
 
 
-def scene_name(dataset: SceneDataset) -> str:
-    return dataset.directory.parent.name
-
-
 def split_held_out(dataset: SceneDataset, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(training indices, held-out indices): a fixed random sample of ``count`` pixels set aside."""
     total = len(dataset.source)
     if not 0 <= count < total:
-        raise HsijaxError(f"{scene_name(dataset)}: cannot hold out {count} of its {total} pixels")
+        raise HsijaxError(f"{dataset.name}: cannot hold out {count} of its {total} pixels")
     order = np.random.default_rng([seed, total]).permutation(total)
     return np.sort(order[count:]), np.sort(order[:count])
 
@@ -95,7 +91,7 @@ def scene_batches(dataset: SceneDataset, scene_index: int, indices: np.ndarray, 
     """An endless, shuffled (reshuffled every epoch) sequence of one scene's batches, this process's rows."""
     if len(indices) < batch_size:
         raise HsijaxError(
-            f"{scene_name(dataset)}: {len(indices)} training pixels, fewer than the batch size {batch_size}"
+            f"{dataset.name}: {len(indices)} training pixels, fewer than the batch size {batch_size}"
         )
     meta = dataset.metadata
     norm = meta["normalization"]

@@ -187,6 +187,11 @@ class SceneDataset:
     source: object  # a tfds data source: len() and [index] -> dict of NumPy values
     metadata: dict
 
+    @property
+    def name(self) -> str:
+        """The dataset's name: its directory is ``.../NAME/VERSION``."""
+        return self.directory.parent.name
+
 
 def load_dataset(directory) -> SceneDataset:
     """Open a dataset directory written by `build_dataset` (``.../NAME/VERSION``)."""
@@ -210,7 +215,7 @@ def read_scene(dataset: SceneDataset, chunk: int = 8192) -> Scene:
             labels[index] = example["label"]
     wavelengths = meta.get("wavelengths_nm")
     return Scene(
-        dataset.directory.parent.name, meta["sensor"], cube.reshape(height, width, bands),
+        dataset.name, meta["sensor"], cube.reshape(height, width, bands),
         labels.reshape(height, width), None if wavelengths is None else np.asarray(wavelengths),
         tuple(meta.get("class_names") or ()),
     )

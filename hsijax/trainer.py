@@ -98,7 +98,7 @@ def held_out_sample(dataset: SceneDataset, indices: np.ndarray) -> HeldOut:
     raw = np.stack([e["spectrum"] for e in examples])
     wavelengths = dataset.metadata.get("wavelengths_nm")
     return HeldOut(
-        dataset.directory.parent.name,
+        dataset.name,
         Normalization(norm["offset"], norm["scale"]).apply(raw).astype(np.float32),
         None if wavelengths is None else np.asarray(wavelengths),
     )
