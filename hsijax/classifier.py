@@ -5,12 +5,16 @@
 head (Dense-GELU-Dense). `SpectralClassifier.from_pretrained(CKPT, num_classes)` builds it from a
 workdir, a checkpoint directory or one step's directory: the checkpoint carries its model config.
 
-`fine_tune` trains all of it (encoder included) with Adam on the training pixels for a fixed
-number of steps: nothing is chosen by looking at test pixels.
+`fine_tune` trains all of it (encoder included) with Adam. Given validation pixels (drawn from
+the training pixels, see `hsijax.splits.validation_split`) it evaluates them every ``eval_every``
+steps and returns the parameters of the best evaluation -- early stopping, so the training length is
+chosen per run without ever looking at test pixels. Without validation pixels it trains for the
+full number of steps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import flax.linen as nn
@@ -56,18 +60,38 @@ class SpectralClassifier(nn.Module):
         return classifier, {"params": params}
 
 
+@dataclasses.dataclass(frozen=True)
+class FineTuned:
+    variables: dict
+    best_step: int  # the step whose parameters were kept
+    history: tuple[tuple[int, float], ...] = ()  # (step, validation accuracy) at each evaluation
+
+
 def fine_tune(classifier: SpectralClassifier, variables, spectra: np.ndarray, labels: np.ndarray,
-              steps: int = 300, batch_size: int = 256, learning_rate: float = 1e-3, seed: int = 0):
-    """Cross-entropy training on (N, B) spectra with labels in 0..num_classes-1; returns variables."""
+              steps: int = 2000, batch_size: int = 256, learning_rate: float = 1e-3, seed: int = 0,
+              validation: tuple[np.ndarray, np.ndarray] | None = None, eval_every: int = 100) -> FineTuned:
+    """Cross-entropy training on (N, B) spectra with labels in 0..num_classes-1.
+
+    ``validation`` = (spectra, labels) keeps the parameters with the best validation accuracy
+    (the earliest on ties); without it, the parameters after ``steps`` steps.
+    """
     optimizer = optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.05))
     step = _train_step(classifier, optimizer)
     params, opt_state = variables["params"], optimizer.init(variables["params"])
     rng = np.random.default_rng(seed)
     size = min(batch_size, len(labels))
-    for _ in range(steps):
+    best, history = (-1.0, steps, params), []
+    for number in range(1, steps + 1):
         rows = rng.choice(len(labels), size=size, replace=False)
         params, opt_state = step(params, opt_state, spectra[rows], labels[rows])
-    return {"params": params}
+        if validation is not None and (number % eval_every == 0 or number == steps):
+            accuracy = float(np.mean(predict(classifier, {"params": params}, validation[0]) == validation[1]))
+            history.append((number, accuracy))
+            if accuracy > best[0]:
+                best = (accuracy, number, params)
+    if validation is None:
+        return FineTuned({"params": params}, steps)
+    return FineTuned({"params": best[2]}, best[1], tuple(history))
 
 
 @functools.lru_cache(maxsize=None)
@@ -88,6 +112,7 @@ def _train_step(classifier: SpectralClassifier, optimizer):
 def predict(classifier: SpectralClassifier, variables, spectra: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """Class indices (N,) for (N, B) spectra, in fixed-size chunks (one compilation per bucket)."""
     apply = _predict_fn(classifier)
+    chunk = min(chunk, 1 << max(0, len(spectra) - 1).bit_length())  # small sets: a small power of two
     out = []
     for start in range(0, len(spectra), chunk):
         part = spectra[start:start + chunk]

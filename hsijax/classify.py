@@ -6,7 +6,9 @@ For each seed one split (`hsijax.splits`), and on it every method:
 - ``svm``: scikit-learn's RBF SVM on the normalised spectra, C and gamma chosen by 3-fold
   cross-validation on the training pixels only.
 Scores (OA, AA, kappa, per class) are on the test pixels, reported as mean and std over seeds.
-Training lengths are fixed in advance; no test pixel ever chooses an epoch or a parameter.
+The networks fit on part of the training pixels and keep the parameters that classify the rest
+(``validation_fraction`` of each class, `hsijax.splits.validation_split`) best; no test pixel ever
+chooses a step, a model or a parameter.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from hsijax.model import Model, ModelConfig
 from hsijax.scenes import Scene
 from hsijax.scores import classification_scores, mean_and_std
 from hsijax.spectral import fit_normalization, pad_to_bucket
-from hsijax.splits import stratified_split
+from hsijax.splits import stratified_split, validation_split
 
 METHODS = ("pretrained", "scratch", "svm")
 SVM_GRID = {"C": [1, 10, 100, 1000], "gamma": ["scale", 1, 10, 100]}
@@ -36,8 +38,10 @@ SVM_GRID = {"C": [1, 10, 100, 1000], "gamma": ["scale", 1, 10, 100]}
 class ClassifySettings:
     fraction: float = 0.05
     seeds: int = 3
-    steps: int = 300  # fine-tuning steps, for both networks
+    steps: int = 2000  # most fine-tuning steps, for both networks
     learning_rate: float = 1e-3
+    validation_fraction: float = 0.25  # of each class's training pixels, to choose the step
+    eval_every: int = 100
     checkpoint: str | None = None  # without one, only scratch and svm run
 
 
@@ -61,20 +65,25 @@ def network_for(method: str, pretrained: Model | None, num_classes: int, seed: i
 
 
 def run_method(method: str, settings: ClassifySettings, pretrained: Model | None, spectra: np.ndarray,
-               padded: np.ndarray, labels: np.ndarray, train: np.ndarray, seed: int) -> np.ndarray:
-    """Predicted labels (1-based) for every pixel after training on pixels ``train``.
+               padded: np.ndarray, labels: np.ndarray, train: np.ndarray,
+               seed: int) -> tuple[np.ndarray, int | None]:
+    """(predicted labels (1-based) for every pixel, the fine-tuning step kept or None for the SVM)
+    after training on pixels ``train``.
 
     ``spectra`` (P, b) feed the SVM, ``padded`` (P, B) the same spectra padded to their bucket
     feed the networks.
     """
     classes = np.unique(labels[labels > 0])
-    targets = np.searchsorted(classes, labels[train])
+    targets = np.searchsorted(classes, labels)
     if method == "svm":
-        return classes[fit_svm(spectra[train], targets, seed).predict(spectra)]
+        return classes[fit_svm(spectra[train], targets[train], seed).predict(spectra)], None
+    fit, validate = validation_split(labels, train, settings.validation_fraction, seed)
     classifier, variables = network_for(method, pretrained, len(classes), seed)
-    variables = fine_tune(classifier, variables, padded[train], targets, settings.steps,
-                          learning_rate=settings.learning_rate, seed=seed)
-    return classes[predict(classifier, variables, padded)]
+    tuned = fine_tune(classifier, variables, padded[fit], targets[fit], settings.steps,
+                      learning_rate=settings.learning_rate, seed=seed,
+                      validation=(padded[validate], targets[validate]) if len(validate) else None,
+                      eval_every=settings.eval_every)
+    return classes[predict(classifier, tuned.variables, padded)], tuned.best_step
 
 
 def run_classification(spectra: np.ndarray, labels: np.ndarray, settings: ClassifySettings,
@@ -88,8 +97,8 @@ def run_classification(spectra: np.ndarray, labels: np.ndarray, settings: Classi
     for seed in range(settings.seeds):
         train, test = stratified_split(labels, settings.fraction, seed)
         for method in methods:
-            predicted = run_method(method, settings, pretrained, spectra, padded, labels, train, seed)
-            per_seed[method].append(classification_scores(labels[test], predicted[test]))
+            predicted, step = run_method(method, settings, pretrained, spectra, padded, labels, train, seed)
+            per_seed[method].append({**classification_scores(labels[test], predicted[test]), "step": step})
             if seed == 0:
                 maps[method] = predicted
             if progress:
@@ -118,8 +127,9 @@ def classify_scene(scene: Scene, settings: ClassifySettings, out: Path, progress
 
 def print_progress(seed: int, method: str, scores: dict) -> None:
     """A progress callback for `run_classification`: one line per seed and method on stderr."""
+    kept = f"  (step {scores['step']} kept)" if scores.get("step") else ""
     print(f"seed {seed} {method:10s} OA {scores['oa']:.4f}  AA {scores['aa']:.4f}  "
-          f"kappa {scores['kappa']:.4f}", file=sys.stderr, flush=True)
+          f"kappa {scores['kappa']:.4f}{kept}", file=sys.stderr, flush=True)
 
 
 def format_classification(report: dict) -> str:
@@ -137,5 +147,5 @@ def summarise(runs: list[dict]) -> dict:
     return {
         **{key: mean_and_std([r[key] for r in runs]) for key in ("oa", "aa", "kappa")},
         "per_class": {str(c): mean_and_std([r["per_class"][c] for r in runs]) for c in classes},
-        "per_seed": [{key: r[key] for key in ("oa", "aa", "kappa")} for r in runs],
+        "per_seed": [{key: r[key] for key in ("oa", "aa", "kappa", "step")} for r in runs],
     }

@@ -180,7 +180,10 @@ def add_classify(subparsers) -> None:
                          help="per class max(1, floor(F * n)) training pixels")
     command.add_argument("--seeds", type=positive_int, default=defaults.seeds)
     command.add_argument("--checkpoint", help="pretraining workdir or checkpoint (omit: scratch and svm only)")
-    command.add_argument("--steps", type=positive_int, default=defaults.steps, help="fine-tuning steps")
+    command.add_argument("--steps", type=positive_int, default=defaults.steps,
+                         help="most fine-tuning steps; the step kept is chosen on validation pixels")
+    command.add_argument("--validation-fraction", type=fraction, default=defaults.validation_fraction,
+                         help="share of each class's training pixels that choose the step (never test pixels)")
     command.add_argument("--out", type=Path, required=True)
     command.set_defaults(run=run_classify_command)
 
@@ -191,7 +194,8 @@ def run_classify_command(args) -> str:
     scene = scene_from_args(args)
     if scene.labels is None or not (scene.labels > 0).any():
         raise HsijaxError(f"{args.dataset or args.gt or args.file}: no labelled pixels to classify")
-    settings = ClassifySettings(args.fraction, args.seeds, args.steps, checkpoint=args.checkpoint)
+    settings = ClassifySettings(args.fraction, args.seeds, args.steps, checkpoint=args.checkpoint,
+                                validation_fraction=args.validation_fraction)
     report = classify_scene(scene, settings, args.out, progress=print_progress)
     return format_classification(report) + f"\nwrote {args.out / 'metrics.json'}"
 

@@ -37,3 +37,22 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
         train.append(members[:count])
         test.append(members[count:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def validation_split(labels: np.ndarray, train: np.ndarray, fraction: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fitting indices, validation indices), both drawn from the training indices ``train``.
+
+    Per class floor(fraction * n_c) of its n_c training pixels validate, but every class keeps at
+    least one pixel to fit, so a class with a single training pixel only fits. Training lengths are
+    chosen on these pixels; test pixels are never looked at.
+    """
+    flat = np.asarray(labels).reshape(-1)
+    rng = np.random.default_rng(seed)
+    fit, validate = [], []
+    for label in np.unique(flat[train]):
+        members = rng.permutation(train[flat[train] == label])
+        held = min(len(members) - 1, int(np.floor(fraction * len(members))))
+        validate.append(members[:held])
+        fit.append(members[held:])
+    return np.sort(np.concatenate(fit)), np.sort(np.concatenate(validate))

@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 
 from hsijax.checkpoint import load_model
-from hsijax.classifier import SpectralClassifier
+from hsijax.classifier import SpectralClassifier, fine_tune, predict
+from hsijax.classify import ClassifySettings, run_method
 from hsijax.cli import main
 from hsijax.errors import HsijaxError
+from hsijax.model import ModelConfig
 from hsijax.scenes import load_indian_pines
+from hsijax.spectral import fit_normalization, pad_to_bucket
+from hsijax.splits import stratified_split
 
 
 def test_from_pretrained_takes_the_checkpoints_encoder(reference, monkeypatch):
@@ -72,3 +76,33 @@ def test_classify_bad_input(tmp_path, capsys):
     code, _, err = run(capsys, tmp_path / "cube.npy", "--dataset", "x", "--out", tmp_path / "o")
     assert code == 2 and "either --dataset NAME or a scene FILE" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_step_kept_is_the_best_on_validation_pixels():
+    rng = np.random.default_rng(0)
+    spectra = rng.normal(size=(120, 64)).astype(np.float32)
+    labels = (spectra[:, :8].sum(axis=1) > 0).astype(np.int32)
+    classifier = SpectralClassifier(ModelConfig(widths=(8,), buckets=(64,)), num_classes=2)
+    tuned = fine_tune(classifier, classifier.init_variables(0), spectra[:80], labels[:80], steps=60,
+                      batch_size=32, validation=(spectra[80:], labels[80:]), eval_every=10)
+    steps, accuracies = zip(*tuned.history)
+    assert steps == (10, 20, 30, 40, 50, 60)
+    assert tuned.best_step == steps[int(np.argmax(accuracies))]
+    kept = np.mean(predict(classifier, tuned.variables, spectra[80:]) == labels[80:])
+    assert kept == max(accuracies)
+
+
+def test_test_labels_never_change_what_the_networks_learn():
+    """Scrambling the labels of the test pixels leaves the kept step and every prediction unchanged."""
+    scene = load_indian_pines()
+    spectra = fit_normalization(scene.cube).apply(scene.cube.reshape(-1, 200)).astype(np.float32)
+    labels = scene.labels.reshape(-1)
+    train, test = stratified_split(labels, 0.05, seed=0)
+    scrambled = labels.copy()
+    scrambled[test] = np.random.default_rng(1).permutation(labels[test])
+    padded, _ = pad_to_bucket(spectra)
+    settings = ClassifySettings(steps=20, eval_every=5)
+    runs = [run_method("scratch", settings, None, spectra, padded, given, train, seed=0)
+            for given in (labels, scrambled)]
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1] and runs[0][1] in (5, 10, 15, 20)

@@ -9,7 +9,7 @@ from hsijax.errors import HsijaxError
 from hsijax.readers import read_labels
 from hsijax.scenes import load_indian_pines
 from hsijax.scores import classification_scores, mean_and_std
-from hsijax.splits import stratified_split, training_counts
+from hsijax.splits import stratified_split, training_counts, validation_split
 
 # The poster's per-class training pixels for Indian Pines (classes 1..16).
 POSTER_INDIAN_PINES = {
@@ -41,6 +41,17 @@ def test_seeds_draw_different_splits_and_repeat_exactly():
     first, again, other = (stratified_split(labels, 0.05, seed)[0] for seed in (1, 1, 2))
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
+
+
+def test_validation_pixels_come_from_training_pixels_and_every_class_still_fits():
+    labels = load_indian_pines().labels.reshape(-1)
+    train, _ = stratified_split(labels, 0.01, seed=0)
+    fit, validate = validation_split(labels, train, 0.25, seed=0)
+    assert sorted([*fit, *validate]) == sorted(train) and not set(fit) & set(validate)
+    for label, count in training_counts(labels, 0.01).items():
+        fitting = int((labels[fit] == label).sum())
+        assert fitting >= 1 and count - fitting == min(count - 1, int(0.25 * count))
+    assert set(labels[validate]) < set(labels[fit])  # the single-pixel classes only fit
 
 
 def test_bad_fractions_and_labels_are_clear_errors():
