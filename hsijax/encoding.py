@@ -1,8 +1,8 @@
 """Whole-scene encoding to a .npy of (H, W, c) codes, in row blocks so memory does not grow.
 
 The cube is read, normalised, padded and encoded a block of rows at a time (the jitted encoder
-compiles once per bucket), and the codes go straight into a memory-mapped .npy written beside the
-target and renamed when complete.
+compiles once per bucket), and the codes are appended to a .npy written beside the target and
+renamed when complete. Peak memory is the process plus one block, whatever the scene's size.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from hsijax.files import release_pages
 from hsijax.inference import encode
 from hsijax.model import Model
 from hsijax.scenes import Scene
@@ -23,21 +24,30 @@ BLOCK_PIXELS = 16384
 
 
 def encode_scene(model: Model, scene: Scene, output, progress: bool = True) -> Path:
+    """Write the (H, W, c) float32 codes of ``scene`` to the .npy ``output``; returns its path.
+
+    Neither the scene nor the codes are ever whole in memory: the cube is read (and, when it is
+    memory-mapped, released) a block of rows at a time, and each block's codes are appended to
+    the file, which is renamed into place only when complete.
+    """
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     height, width, _ = scene.cube.shape
     norm = fit_normalization(scene.cube, scene.name)
     rows_per_block = max(1, BLOCK_PIXELS // width)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
+              "shape": (height, width, model.config.code_width)}
     handle, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".npy")
-    os.close(handle)
     try:
-        codes = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32,
-                                          shape=(height, width, model.config.code_width))
-        for start in tqdm(range(0, height, rows_per_block), desc="encode", unit="block", disable=not progress):
-            block = norm.apply(np.asarray(scene.cube[start:start + rows_per_block], np.float32))
-            codes[start:start + rows_per_block] = encode(model, block, scene.wavelengths_nm)
-        codes.flush()
-        del codes
+        with os.fdopen(handle, "wb") as stream, tqdm(total=height, desc="encode", unit="row",
+                                                      disable=not progress) as bar:
+            np.lib.format.write_array_header_2_0(stream, header)
+            for start in range(0, height, rows_per_block):
+                rows = scene.cube[start:start + rows_per_block]
+                block = norm.apply(rows)
+                release_pages(rows)
+                stream.write(encode(model, block, scene.wavelengths_nm).astype("<f4").tobytes())
+                bar.update(len(block))
         os.replace(temporary, output)
     finally:
         Path(temporary).unlink(missing_ok=True)

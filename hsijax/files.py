@@ -1,12 +1,21 @@
-"""Outputs appear whole or not at all: write to a temporary sibling, then rename over the target."""
+"""Files: outputs appear whole or not at all (write a temporary sibling, then rename over the
+target), and large inputs are read in row blocks that do not pile up in memory.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
+import mmap
 import os
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -26,3 +35,44 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+BLOCK_BYTES = 64 * 2**20
+
+
+def row_blocks(array: np.ndarray, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, block) over ``array``'s leading axis, about ``block_bytes`` per block.
+
+    For a read-only memory-mapped array each block's pages leave this process's resident set once
+    the consumer asks for the next block, so a pass over a scene far larger than memory keeps
+    memory flat (the pages stay in the OS page cache; reading them again costs no disk access).
+    """
+    row_bytes = max(1, array[:1].nbytes)
+    rows = max(1, block_bytes // row_bytes)
+    for start in range(0, len(array), rows):
+        block = array[start:start + rows]
+        yield start, block
+        release_pages(block)
+
+
+def release_pages(view: np.ndarray) -> None:
+    """Drop a contiguous read-only memmap view's pages from the resident set (Linux; elsewhere a no-op).
+
+    Safe only because the mapping is read-only and file-backed: the pages come back from the file
+    on the next access. Anything else (in-memory arrays, writable maps) is left alone.
+    """
+    if not (isinstance(view, np.memmap) and view.mode == "r" and view.flags.c_contiguous and view.nbytes):
+        return
+    if not sys.platform.startswith("linux"):
+        return
+    start = view.ctypes.data // mmap.PAGESIZE * mmap.PAGESIZE
+    length = view.ctypes.data + view.nbytes - start
+    _libc().madvise(ctypes.c_void_p(start), ctypes.c_size_t(length), MADV_DONTNEED)
+
+
+MADV_DONTNEED = 4
+
+
+@functools.lru_cache(maxsize=1)
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)

@@ -31,10 +31,14 @@ from typing import NamedTuple
 import numpy as np
 
 from hsijax.errors import HsijaxError
+from hsijax.files import row_blocks
 
 # Powers of two cover 1 ... 512 bands (all twelve poster sensors, Xuzhou's 436 included) with at
 # most a 2x padding overhead, and each is a multiple of 2**L for up to 6 downsampling stages.
 DEFAULT_BUCKETS: tuple[int, ...] = (64, 128, 256, 512)
+
+# One band count per sensor of the poster's table (Botswana ... Pavia University): buckets 128-512.
+POSTER_BAND_COUNTS = (145, 144, 220, 200, 176, 250, 224, 204, 436, 274, 270, 128, 191, 103)
 
 
 def bucket_for(band_count: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> int:
@@ -142,19 +146,21 @@ class Normalization:
 def fit_normalization(cube, name: str = "cube") -> Normalization:
     """Global min-max of a scene (all pixels and bands together); see the module docstring.
 
-    Works on the raw dtype without a float copy, so it is cheap for memory-mapped scenes.
+    Reads the raw dtype in row blocks (`hsijax.files.row_blocks`) without a float copy, so a
+    memory-mapped scene larger than memory is scanned with flat memory.
     """
-    array = np.asarray(cube)
+    array = cube if isinstance(cube, np.ndarray) else np.asarray(cube)
     if array.size == 0 or array.dtype.kind not in "biuf":
         raise HsijaxError(f"{name}: expected a non-empty numeric array, got {array.dtype} {array.shape}")
-    low, high = float(array.min()), float(array.max())
+    lows, highs = zip(*((float(block.min()), float(block.max())) for _, block in row_blocks(array)))
+    low, high = np.min(lows), np.max(highs)  # NumPy's min/max propagate NaN, Python's would not
     if not (np.isfinite(low) and np.isfinite(high)):
         bad_bands = int((~np.isfinite(array.reshape(-1, array.shape[-1]))).any(axis=0).sum())
         raise HsijaxError(
             f"{name}: contains NaN or infinite values (in {bad_bands} of {array.shape[-1]} bands)"
         )
     scale = high - low
-    return Normalization(offset=low, scale=scale if scale > 0 else 1.0)
+    return Normalization(offset=float(low), scale=float(scale) if scale > 0 else 1.0)
 
 
 class SpectraBatch(NamedTuple):

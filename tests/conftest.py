@@ -16,8 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))  # the tests share the table of ../shared/data scenes with benchmarks/
 
-# One band count per sensor of the poster's table (Botswana ... Pavia University).
-POSTER_BAND_COUNTS = (145, 144, 220, 200, 176, 250, 224, 204, 436, 274, 270, 128, 191, 103)
+from hsijax.spectral import POSTER_BAND_COUNTS  # noqa: E402,F401  (the tests import it from here)
 
 _COMPILES = {"active": False, "count": 0}
 

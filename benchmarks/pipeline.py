@@ -1,0 +1,107 @@
+"""Input-pipeline speed and memory: Grain from ArrayRecord into padded bucket batches.
+
+    .venv/bin/python benchmarks/pipeline.py --json benchmarks/results/pipeline.json
+
+Writes two datasets with `hsijax.datasets.build_dataset` -- Indian Pines (145 x 145 x 200, from
+tensorly) and the same scene tiled ten times (1450 x 145 x 200) -- then, each in its own child
+process, iterates `hsijax.data.make_pipeline` exactly as the trainer does (shuffled, batches of
+256 pixels, normalised and reflection-padded) and reports pixels/s and the child's peak RSS. The
+goals: the pipeline delivers at least twice the pixels/s of the training step (timed in this run
+with `benchmarks/train.py`'s code), and its memory does not grow with the dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import finish, machine, parser, peak_rss_mib, table
+
+BATCH = 256
+
+
+def write_datasets(folder: Path, copies: tuple[int, ...]) -> dict[int, Path]:
+    """{copies: dataset directory} of Indian Pines tiled ``copies`` times along the rows."""
+    from hsijax.datasets import build_dataset
+    from hsijax.scenes import Scene, load_indian_pines
+
+    scene = load_indian_pines()
+    written = {}
+    for count in copies:
+        tiled = Scene(f"indian_pines_x{count}", scene.sensor, np.tile(scene.cube, (count, 1, 1)),
+                      np.tile(scene.labels, (count, 1)), scene.wavelengths_nm)
+        written[count] = build_dataset(tiled, data_dir=folder)
+    return written
+
+
+def measure_child(directory: Path, batches: int) -> dict:
+    """Run the pipeline in a child process (its own peak RSS); returns its figures."""
+    output = subprocess.run([sys.executable, __file__, "--child", str(directory), "--batches", str(batches)],
+                            check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def child(directory: Path, batches: int) -> None:
+    """Iterate the pipeline: the first 20 batches warm up, the next ``batches`` are timed."""
+    from hsijax.data import make_pipeline
+    from hsijax.datasets import load_dataset
+
+    dataset = load_dataset(directory)
+    iterator = iter(make_pipeline([dataset], BATCH, seed=0, shard_index=0, shard_count=1))
+    for _ in range(20):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        batch = next(iterator)
+    seconds = time.perf_counter() - start
+    assert batch["spectra"].shape == (BATCH, 256) and batch["spectra"].dtype == np.float32
+    print(json.dumps({"pixels": len(dataset.source), "pixels_per_second": batches * BATCH / seconds,
+                      "peak_rss_mib": peak_rss_mib()}))
+
+
+def training_step_rate(repeats: int) -> float:
+    """pixels/s of the training step the pipeline feeds (c = 16, conditioned decoder, 200 bands)."""
+    from train import batch_of, jax_step_rate
+
+    from hsijax.model import create_model
+
+    model = create_model(code_width=16, decoder="conditioned", seed=0)
+    return jax_step_rate(model, batch_of(200, BATCH, model.config.buckets), repeats)[0]
+
+
+def main() -> None:
+    arguments = parser(__doc__.splitlines()[0])
+    arguments.add_argument("--batches", type=int, default=200)
+    arguments.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # internal: measure here
+    args = arguments.parse_args()
+    if args.child:
+        return child(args.child, args.batches)
+    if args.quick:
+        args.batches = 20
+    with tempfile.TemporaryDirectory() as folder:
+        rows = [{"copies": copies, **measure_child(directory, args.batches)}
+                for copies, directory in write_datasets(Path(folder), (1, 10)).items()]
+    train_rate = training_step_rate(3 if args.quick else 20)
+    for row in rows:
+        row["ratio_to_training_step"] = row["pixels_per_second"] / train_rate
+    print(table(rows, ["copies", "pixels", "pixels_per_second", "peak_rss_mib", "ratio_to_training_step"]))
+    report = {
+        **machine(), "command": "python benchmarks/pipeline.py" + (" --quick" if args.quick else ""),
+        "batch": BATCH, "training_step_px_s": round(train_rate),
+        "pipeline_px_s": round(min(row["pixels_per_second"] for row in rows)),
+        "ratio_to_training_step": round(min(row["ratio_to_training_step"] for row in rows), 2),
+        "peak_rss_growth_10x_mib": round(rows[1]["peak_rss_mib"] - rows[0]["peak_rss_mib"]),
+        "datasets": rows,
+    }
+    finish(report, args.json)
+
+
+if __name__ == "__main__":
+    main()
