@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test bench clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,14 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest
+
+# Benchmarks (not tests): PyTorch is the reference, installed here only, never a dependency.
+bench: setup
+	$(VENV)/bin/pip install --quiet torch==2.13.0
+	cd benchmarks && ../$(VENV)/bin/python encode.py --json results/encode.json
+	cd benchmarks && ../$(VENV)/bin/python train.py --json results/train.json
+	cd benchmarks && ../$(VENV)/bin/python pipeline.py --json results/pipeline.json
+	cd benchmarks && ../$(VENV)/bin/python report.py
 
 clean:
 	rm -rf $(VENV) hsijax_demo .pytest_cache .hypothesis

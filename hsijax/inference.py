@@ -3,8 +3,8 @@
 Three things keep the compile count at one per bucket (and per model configuration):
 - padding happens on the host in NumPy, so the jitted functions only ever see bucket lengths;
 - the real band count is an *argument* (an array), not a static value;
-- pixels go through in chunks of a fixed ``batch_size`` rows, the last chunk zero-filled, so the
-  number of pixels never reaches a shape either.
+- pixels go through in chunks of a fixed number of rows per bucket (`chunk_rows`), the last chunk
+  zero-filled, so the number of pixels never reaches a shape either.
 The jitted functions are cached per `ModelConfig`, so every model of one configuration shares them.
 """
 
@@ -19,7 +19,16 @@ import numpy as np
 from hsijax.model import Model, ModelConfig, SharedAutoencoder
 from hsijax.spectral import SpectraBatch, check_spectra, crop, make_batch
 
-DEFAULT_BATCH_SIZE = 2048
+CHUNK_ELEMENTS = 2**16  # rows x bucket length per call
+
+
+def chunk_rows(bucket: int) -> int:
+    """Pixels per jitted call for a bucket: about 64 k padded values (256 rows of 256 bands).
+
+    Measured on a 2-core CPU (`benchmarks/encode.py`): the first stage's activations of such a
+    chunk (rows x bucket / 2 x 32 floats, 4 MiB) stay in cache, where 2048-row chunks do not.
+    """
+    return max(8, CHUNK_ELEMENTS // bucket)
 
 
 @functools.lru_cache(maxsize=None)
@@ -49,9 +58,10 @@ def _rows_of(batch: SpectraBatch, start: int, size: int) -> SpectraBatch:
     return SpectraBatch(*(take(array) for array in batch))
 
 
-def _in_chunks(function: Callable, batch: SpectraBatch, batch_size: int) -> np.ndarray:
+def _in_chunks(function: Callable, batch: SpectraBatch, batch_size: int | None) -> np.ndarray:
     """Apply ``function`` to fixed-size chunks of ``batch``; dispatch all, then gather."""
     rows = batch.spectra.shape[0]
+    batch_size = batch_size or chunk_rows(batch.spectra.shape[1])
     outputs = [
         (start, function(_rows_of(batch, start, batch_size)))
         for start in range(0, rows, batch_size)
@@ -67,7 +77,7 @@ def _prepare(model: Model, spectra, wavelengths) -> tuple[SpectraBatch, tuple[in
     return make_batch(array.reshape(-1, array.shape[-1]), wavelengths, model.config.buckets), leading
 
 
-def encode(model: Model, spectra, wavelengths=None, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+def encode(model: Model, spectra, wavelengths=None, batch_size: int | None = None) -> np.ndarray:
     """Shared codes of ``spectra`` (..., b) -> (..., code_width), for any b within the buckets.
 
     ``wavelengths`` (b,) are checked against the band count but do not change the code: the
@@ -81,7 +91,7 @@ def encode(model: Model, spectra, wavelengths=None, batch_size: int = DEFAULT_BA
     return codes.reshape(*leading, model.config.code_width)
 
 
-def reconstruct(model: Model, spectra, wavelengths=None, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+def reconstruct(model: Model, spectra, wavelengths=None, batch_size: int | None = None) -> np.ndarray:
     """Autoencoder output for ``spectra`` (..., b), cropped back to (..., b)."""
     batch, leading = _prepare(model, spectra, wavelengths)
     band_count = int(np.shape(spectra)[-1])

@@ -1,0 +1,96 @@
+"""Render benchmarks/RESULTS.md from the JSON the benchmarks wrote (nothing in it is typed by hand).
+
+    .venv/bin/python benchmarks/report.py          # after encode.py, train.py, pipeline.py --json ...
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from common import HERE
+
+RESULTS = HERE / "results"
+GOALS = {
+    "encode": "encoding >= 3x PyTorch eager and >= 40 % of the matmul rate; peak RSS <= input + 512 MiB",
+    "train": "a training step >= 20 % of the matmul rate",
+    "pipeline": "the pipeline >= 2x the training step's pixels/s; memory flat from 1x to 10x the data",
+}
+
+
+def number(value, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def markdown_table(rows: list[dict], columns: dict[str, str]) -> list[str]:
+    lines = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(number(row.get(key)) for key in columns) + " |" for row in rows]
+    return lines
+
+
+def header(name: str, report: dict) -> list[str]:
+    return [f"## {name}", "", f"`{report['command']}` on {report['date']}: {report['processor']}, "
+            f"{report['cpus']} CPUs, {report['platform']}, JAX {report['jax']} ({report['backend']}), "
+            f"PyTorch {report['torch'] or 'not installed'}. Float32 4096² matmul GFLOP/s: "
+            f"{report['matmul_gflops']}.", "", f"Goal: {GOALS[name]}.", ""]
+
+
+def encode_section(report: dict) -> list[str]:
+    rss = report["large_scene"]
+    return [*header("encode", report),
+            f"Medians over the configurations: **{number(report['ratio_vs_torch_eager'])}× PyTorch eager**, "
+            f"{number(report['ratio_vs_torch_compile'])}× `torch.compile`, "
+            f"**{number(100 * report['fraction_of_matmul_rate'], 1)} % of the matmul rate**. "
+            f"Compilations for the poster's 14 band counts: {report['compilations_for_14_poster_band_counts']}. "
+            f"`hsijax encode` of a {' × '.join(map(str, rss['shape']))} uint16 .npy ({rss['input_mib']} MiB, "
+            f"memory-mapped): peak RSS **{rss['peak_rss_mib']} MiB** (input + {rss['rss_minus_input_mib']} MiB), "
+            f"{rss['seconds']} s, {number(rss['pixels_per_second'])} px/s end to end.", "",
+            *markdown_table(report["configurations"], {
+                "bands": "bands", "c": "c", "jax_px_s": "JAX px/s", "torch_eager_px_s": "torch eager px/s",
+                "torch_compile_px_s": "torch.compile px/s", "ratio_vs_torch_eager": "× eager",
+                "mflop_per_px": "MFLOP/px", "gflop_s": "GFLOP/s", "fraction_of_matmul_rate": "of matmul"}), ""]
+
+
+def train_section(report: dict) -> list[str]:
+    return [*header("train", report),
+            f"Faithful decoder, medians: **{number(report['ratio_vs_torch_eager'])}× PyTorch eager**, "
+            f"**{number(100 * report['fraction_of_matmul_rate'], 1)} % of the matmul rate**; "
+            f"batch {report['batch']}.", "",
+            *markdown_table(report["configurations"], {
+                "bands": "bands", "decoder": "decoder", "jax_px_s": "JAX px/s",
+                "torch_eager_px_s": "torch eager px/s", "ratio_vs_torch_eager": "× eager",
+                "mflop_per_px": "MFLOP/px", "gflop_s": "GFLOP/s", "fraction_of_matmul_rate": "of matmul"}), ""]
+
+
+def pipeline_section(report: dict) -> list[str]:
+    return [*header("pipeline", report),
+            f"Training step (c = 16, conditioned, 200 bands): {number(report['training_step_px_s'])} px/s; "
+            f"the pipeline delivers **{number(report['ratio_to_training_step'])}×** that; peak RSS grows "
+            f"**{report['peak_rss_growth_10x_mib']} MiB** from 1× to 10× the data.", "",
+            *markdown_table(report["datasets"], {
+                "copies": "× Indian Pines", "pixels": "pixels", "pixels_per_second": "px/s",
+                "peak_rss_mib": "peak RSS MiB", "ratio_to_training_step": "× training step"}), ""]
+
+
+def main() -> None:
+    lines = ["# Benchmark results", "",
+             "Written by `benchmarks/report.py` from `benchmarks/results/*.json`; rerun with `make bench`.", ""]
+    for name, section in (("encode", encode_section), ("train", train_section), ("pipeline", pipeline_section)):
+        path = RESULTS / f"{name}.json"
+        if path.is_file():
+            lines += section(json.loads(path.read_text()))
+    extra = HERE / "RESULTS.notes.md"
+    if extra.is_file():
+        lines += [extra.read_text()]
+    from hsijax.files import write_text_atomic
+
+    write_text_atomic(HERE / "RESULTS.md", "\n".join(lines).rstrip() + "\n")
+    print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+if __name__ == "__main__":
+    main()
