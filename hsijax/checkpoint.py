@@ -23,7 +23,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from hsijax.errors import HsijaxError
-from hsijax.model import Model, ModelConfig
+from hsijax.model import Model, ModelConfig, init_variables
 
 
 def checkpoint_manager(workdir, every: int, keep: int) -> ocp.CheckpointManager:
@@ -120,7 +120,17 @@ def load_model(path) -> Model:
         state = restore_on_this_machine(directory / "state")
     except (OSError, ValueError, KeyError) as error:
         raise HsijaxError(f"{directory}: unreadable checkpoint ({type(error).__name__}: {error})") from None
-    return Model(config, state["params"])
+    params = state.get("params") if isinstance(state, dict) else None
+    if _shapes(params) != _shapes(jax.eval_shape(lambda: init_variables(config, 0))):
+        raise HsijaxError(f"{directory}: the saved parameters do not match its model_config "
+                          f"({config.to_dict()}); the checkpoint is damaged or mixed")
+    return Model(config, params)
+
+
+def _shapes(tree) -> tuple:
+    """The structure of a pytree with the shape of every leaf, to compare two parameter trees."""
+    leaves, structure = jax.tree.flatten(tree)
+    return structure, tuple(tuple(getattr(leaf, "shape", ())) for leaf in leaves)
 
 
 def save_model(model: Model, directory) -> Path:

@@ -1,6 +1,7 @@
 """The `hsijax` command. Each subcommand parses its flags and calls one library function.
 
-User errors (`HsijaxError`) print one line on stderr and exit with status 2, without a traceback.
+User errors (`HsijaxError`, and argparse's errors in flags) print one line on stderr and exit with
+status 2, without a traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from hsijax.errors import HsijaxError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a flag error is one line (no usage block), like every other hsijax error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def positive_int(text: str) -> int:
@@ -105,6 +113,9 @@ def scene_from_file(args, name: str, sensor: str = "unknown"):
     cube, wavelengths = read_cube(args.file, args.key, tuple(args.shape) if args.shape else None, args.layout)
     if args.wavelengths is not None:
         wavelengths = read_wavelengths(args.wavelengths)
+        if len(wavelengths) != cube.shape[-1]:
+            raise HsijaxError(f"{args.wavelengths}: {len(wavelengths)} wavelengths for {cube.shape[-1]} "
+                              f"bands of {args.file}")
     labels = read_labels(args.gt, args.gt_key) if args.gt is not None else None
     if labels is not None and labels.shape != cube.shape[:2]:
         raise HsijaxError(
@@ -158,7 +169,25 @@ def scene_from_args(args):
         from hsijax.trainer import ensure_scene
 
         return read_scene(load_dataset(ensure_scene(args.dataset, args.data_dir, {})))
-    return scene_from_file(args, args.file.stem.lower())
+    from hsijax.datasets import check_scene_content
+
+    scene = scene_from_file(args, args.file.stem.lower())
+    check_scene_content(scene, str(args.file))  # NaN, overflow: named by the file, before any work
+    return scene
+
+
+def scene_source(args) -> str:
+    return f"dataset {args.dataset}" if args.dataset else str(args.file)
+
+
+def check_bands(scene, model, source: str) -> None:
+    """Refuse a scene with more bands than the model's largest bucket, naming it."""
+    from hsijax.spectral import bucket_for
+
+    try:
+        bucket_for(scene.cube.shape[-1], model.config.buckets)
+    except HsijaxError as error:
+        raise HsijaxError(f"{source}: {error}") from None
 
 
 def fraction(text: str) -> float:
@@ -190,10 +219,21 @@ def add_classify(subparsers) -> None:
 
 def run_classify_command(args) -> str:
     from hsijax.classify import ClassifySettings, classify_scene, format_classification, print_progress
+    from hsijax.files import check_output
+    from hsijax.splits import training_counts
 
+    check_output(args.out)
     scene = scene_from_args(args)
+    where = args.dataset or args.gt or args.file
     if scene.labels is None or not (scene.labels > 0).any():
-        raise HsijaxError(f"{args.dataset or args.gt or args.file}: no labelled pixels to classify")
+        raise HsijaxError(f"{where}: no labelled pixels to classify")
+    classes = np.unique(scene.labels[scene.labels > 0])
+    if len(classes) < 2:
+        raise HsijaxError(f"{where}: only class {classes[0]} is labelled; classification needs at least 2 classes")
+    try:
+        training_counts(scene.labels, args.fraction)  # every class must keep a pixel for testing
+    except HsijaxError as error:
+        raise HsijaxError(f"{where}: {error}") from None
     settings = ClassifySettings(args.fraction, args.seeds, args.steps, checkpoint=args.checkpoint,
                                 validation_fraction=args.validation_fraction)
     report = classify_scene(scene, settings, args.out, progress=print_progress)
@@ -213,11 +253,13 @@ def add_reconstruct(subparsers) -> None:
 def run_reconstruct_command(args) -> str:
     from hsijax.checkpoint import load_model
     from hsijax.figures import reconstruction_figures
-    from hsijax.files import write_json_atomic
+    from hsijax.files import check_output, write_json_atomic
     from hsijax.reconstruction import evaluate_reconstruction
 
+    check_output(args.out)
     model = load_model(args.checkpoint)
     scene = scene_from_args(args)
+    check_bands(scene, model, scene_source(args))
     metrics, original, recon = evaluate_reconstruction(model, scene)
     reconstruction_figures(original, recon, np.asarray(metrics["per_band_psnr_db"]), scene.wavelengths_nm,
                            scene.name, args.out)
@@ -239,9 +281,12 @@ def add_encode(subparsers) -> None:
 def run_encode_command(args) -> str:
     from hsijax.checkpoint import load_model
     from hsijax.encoding import encode_scene
+    from hsijax.files import check_output
 
+    check_output(args.output, "file")
     model = load_model(args.checkpoint)
     scene = scene_from_args(args)
+    check_bands(scene, model, scene_source(args))
     path = encode_scene(model, scene, args.output, progress=not args.no_progress)
     return f"wrote {path}: codes {scene.cube.shape[:2] + (model.config.code_width,)}"
 
@@ -278,12 +323,20 @@ def load_config(path_or_name: str, overrides: list[str]):
     if not path.is_file():
         raise HsijaxError(f"{path}: no such config file (or built-in name {BUILTIN_CONFIGS})")
     flag_values = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", str(path), flag_values=flag_values, lock_config=True)
+    argv = ["hsijax", f"--config={path}", *overrides]
+    # sys_argv: ml_collections otherwise looks for the overrides in sys.argv, not in `overrides`
+    config_flags.DEFINE_config_file("config", str(path), flag_values=flag_values, lock_config=True,
+                                    sys_argv=argv)
     try:
-        flag_values(["hsijax", f"--config={path}", *overrides])
+        flag_values(argv)
         return flag_values.config
     except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as error:
-        raise HsijaxError(f"{path}: {error}") from None
+        while error.args and isinstance(error.args[0], KeyError):  # an unknown field, maybe wrapped
+            error = error.args[0]
+        if isinstance(error, KeyError):  # its text is a repr, with a "Did you mean" on a second line
+            text = "; ".join(line.strip() for line in str(error.args[0]).splitlines() if line.strip())
+            raise HsijaxError(f"{path}: unknown config field {text}") from None
+        raise HsijaxError(f"{path}: {' '.join(str(error).split())}") from None
 
 
 def run_pretrain_command(args) -> str:
@@ -313,7 +366,7 @@ def quiet_tfds() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="hsijax", description="A shared encoder for hyperspectral images from any sensor."
     )
     subparsers = parser.add_subparsers(dest="command", required=True)

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from hsijax.errors import HsijaxError
+from hsijax.files import check_output
 from hsijax.scenes import Scene
 from hsijax.spectral import Normalization, fit_normalization
 
@@ -49,7 +50,11 @@ def check_scene(scene: Scene, where: str = "") -> Normalization:
             f"dataset name {scene.name!r}: use lowercase letters, digits and underscores, "
             "starting with a letter"
         )
-    where = where or scene.name
+    return check_scene_content(scene, where or scene.name)
+
+
+def check_scene_content(scene: Scene, where: str) -> Normalization:
+    """`check_scene` without the name: what the evaluation commands check of a scene file."""
     cube = scene.cube
     if cube.ndim != 3 or min(cube.shape) == 0:
         raise HsijaxError(f"{where}: expected a non-empty (H, W, b) cube, got shape {cube.shape}")
@@ -160,10 +165,13 @@ def prepare_staged(name: str, data_dir, make_builder, overwrite: bool = True, **
     The dataset is written in a temporary directory beside its target, so an error or a kill
     leaves no partial dataset under ``data_dir/NAME``; only complete datasets are moved in.
     """
-    data_dir = Path(data_dir)
+    data_dir = check_output(data_dir, "directory")
     target = data_dir / name / VERSION
     if target.exists() and not overwrite:
         raise HsijaxError(f"{target}: already exists")
+    # Folders this call creates (the data dir and its parents, TFDS's downloads folder): on failure
+    # those left empty are removed again, so a refused scene leaves no trace.
+    created = [p for p in (_first_missing(data_dir), data_dir / "downloads") if p is not None and not p.exists()]
     data_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".building-{name}-"))
     try:
@@ -174,9 +182,29 @@ def prepare_staged(name: str, data_dir, make_builder, overwrite: bool = True, **
         if target.exists():
             shutil.rmtree(target)
         (staging / name / VERSION).rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in reversed(created):
+            _remove_empty_folders(folder)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder that ``path.mkdir(parents=True)`` would create, or None."""
+    missing = None
+    while not path.exists() and path != path.parent:
+        missing, path = path, path.parent
+    return missing
+
+
+def _remove_empty_folders(folder: Path) -> None:
+    """Remove ``folder`` and the folders under it if they hold no files."""
+    for directory, _, _ in os.walk(folder, topdown=False):  # the deepest first
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
 
 
 @dataclasses.dataclass(frozen=True)

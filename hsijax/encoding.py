@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from hsijax.files import release_pages
+from hsijax.files import check_output, release_pages
 from hsijax.inference import encode
 from hsijax.model import Model
 from hsijax.scenes import Scene
@@ -30,7 +30,7 @@ def encode_scene(model: Model, scene: Scene, output, progress: bool = True) -> P
     memory-mapped, released) a block of rows at a time, and each block's codes are appended to
     the file, which is renamed into place only when complete.
     """
-    output = Path(output)
+    output = check_output(output, "file")
     output.parent.mkdir(parents=True, exist_ok=True)
     height, width, _ = scene.cube.shape
     norm = fit_normalization(scene.cube, scene.name)

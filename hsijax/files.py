@@ -17,6 +17,27 @@ from typing import Any
 
 import numpy as np
 
+from hsijax.errors import HsijaxError
+
+
+def check_output(path: str | os.PathLike, kind: str = "directory") -> Path:
+    """Refuse an output ``path`` (a ``"directory"`` or a ``"file"``) that could not be written,
+    before any work is done and without creating anything: a path of the other kind already
+    there, or a nearest existing ancestor that is not a writable directory."""
+    path = Path(path).expanduser()
+    if kind == "file" and path.is_dir():
+        raise HsijaxError(f"{path}: is a directory; give a file path for the output")
+    if kind == "directory" and path.exists() and not path.is_dir():
+        raise HsijaxError(f"{path}: exists and is not a directory")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise HsijaxError(f"{path}: cannot be created, {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise HsijaxError(f"{path}: cannot be created, {ancestor} is not writable")
+    return path
+
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` so that a reader never sees a half-written file."""

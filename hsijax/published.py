@@ -150,6 +150,8 @@ def read_published_scene(spec: SceneSpec, paths: dict[str, Path]) -> Scene:
         part = read_labels(path, label_file.key)
         if part.shape != cube.shape[:2]:
             raise HsijaxError(f"{path}: ground truth shape {part.shape} differs from the image's {cube.shape[:2]}")
+        if spec.class_names and part.size and part.max() > len(spec.class_names):
+            raise HsijaxError(f"{path}: label {part.max()} is out of range for {len(spec.class_names)} classes")
         labels = part if labels is None else _merge_labels(labels, part, path)
     wavelengths = file_wavelengths  # an ENVI header's own list beats the catalogue's nominal one
     if wavelengths is None and spec.wavelengths_nm is not None:
@@ -177,8 +179,10 @@ def prepare_scene(name: str, data_dir=DEFAULT_DATA_DIR, manual_dir=None) -> Path
     """Build catalogued scene ``name`` under ``data_dir/NAME/VERSION``; downloads go to ``data_dir/downloads``."""
     builder = builder_class(name)
     data_dir = Path(data_dir)
-    if manual_dir is not None and not Path(manual_dir).is_dir():
+    if manual_dir is not None and not Path(manual_dir).exists():
         raise HsijaxError(f"{manual_dir}: the manual directory does not exist")
+    if manual_dir is not None and not Path(manual_dir).is_dir():
+        raise HsijaxError(f"{manual_dir}: the manual directory is not a directory")
     config = tfds.download.DownloadConfig(manual_dir=None if manual_dir is None else str(manual_dir))
     return prepare_staged(
         name, data_dir, lambda staging: builder(data_dir=str(staging), file_format="array_record"),

@@ -14,6 +14,7 @@ Every failure raises `HsijaxError` naming the file and what is wrong with it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -128,8 +129,15 @@ def _read_tiff(path: Path) -> np.ndarray:
 
 
 def _read_npy(path: Path) -> np.ndarray:
+    with open(path, "rb") as stream:
+        if stream.read(6) != b"\x93NUMPY":  # else NumPy takes it for a pickle and says so
+            raise HsijaxError(f"{path}: not a .npy file (it does not start with the NumPy header)")
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as error:
+        if "mmap length is greater than file size" in str(error):
+            raise HsijaxError(f"{path}: the .npy file is truncated (its header promises more data)") from None
+        raise HsijaxError(f"{path}: not a readable .npy file ({error})") from None
     except Exception as error:
         raise HsijaxError(f"{path}: not a readable .npy file ({error})") from None
 
@@ -140,6 +148,8 @@ def _existing_file(path) -> Path:
         raise HsijaxError(f"{path}: no such file")
     if not path.is_file():
         raise HsijaxError(f"{path}: not a file")
+    if not os.access(path, os.R_OK):
+        raise HsijaxError(f"{path}: permission denied, the file is not readable")
     if path.stat().st_size == 0:
         raise HsijaxError(f"{path}: the file is empty")
     return path
@@ -212,6 +222,9 @@ def read_labels(path, key: str | None = None) -> np.ndarray:
         raise HsijaxError(f"{path}: labels must be integers, got dtype {array.dtype}")
     if array.size and array.min() < 0:
         raise HsijaxError(f"{path}: labels must be >= 0 (0 = unlabelled), found {array.min()}")
+    if array.size and array.max() > np.iinfo(np.int32).max:  # astype would wrap them around
+        raise HsijaxError(f"{path}: label {array.max()} is out of range (labels are int32, at most "
+                          f"{np.iinfo(np.int32).max})")
     return array.astype(np.int32)
 
 
@@ -228,4 +241,7 @@ def read_wavelengths(path) -> np.ndarray:
             array = np.loadtxt(path, ndmin=2)[:, 0]
         except ValueError as error:
             raise HsijaxError(f"{path}: not a table of numbers ({error})") from None
-    return np.asarray(array, dtype=np.float64).reshape(-1)
+    wavelengths = np.asarray(array, dtype=np.float64).reshape(-1)
+    if not (np.isfinite(wavelengths).all() and (wavelengths > 0).all()):
+        raise HsijaxError(f"{path}: wavelengths must be positive finite numbers (nm)")
+    return wavelengths

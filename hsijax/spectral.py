@@ -159,8 +159,37 @@ def fit_normalization(cube, name: str = "cube") -> Normalization:
         raise HsijaxError(
             f"{name}: contains NaN or infinite values (in {bad_bands} of {array.shape[-1]} bands)"
         )
+    check_float32_range(low, high, array.dtype, name)
     scale = high - low
     return Normalization(offset=float(low), scale=float(scale) if scale > 0 else 1.0)
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_ROUNDING = 2.0**-24  # float32's largest relative rounding error (half an ulp)
+RANGE_RESOLUTION = 2.0**-12  # the rounding error must stay below this fraction of the scene's range
+
+
+def check_float32_range(low: float, high: float, dtype, name: str) -> None:
+    """Refuse a scene whose values float32 cannot hold: spectra are stored and computed in float32.
+
+    *Overflow*: a magnitude above float32's largest value (3.4e38) would become infinite. Integer
+    cubes never overflow (even uint64's maximum, 1.8e19, is finite in float32), but integers above
+    2**24 are rounded to 24 significant bits: harmless while that rounding (magnitude x 2**-24) is
+    a small part of the scene's range -- below 2**-12 of it, finer than a 12-bit sensor's levels --
+    and destructive when large values differ by little (int64 values near 2**40 that span 1000 all
+    round alike), which is refused here. float16 and float32 cubes and integers up to 16 bits are
+    exact in float32 and not checked.
+    """
+    magnitude = max(abs(low), abs(high))
+    if magnitude > FLOAT32_MAX:
+        raise HsijaxError(f"{name}: values up to {magnitude:.3g} overflow float32 (largest "
+                          f"{FLOAT32_MAX:.3g}), in which spectra are stored; rescale the data")
+    dtype = np.dtype(dtype)
+    exact = dtype.kind == "f" and dtype.itemsize <= 4 or dtype.kind in "biu" and dtype.itemsize <= 2
+    if not exact and high > low and magnitude * FLOAT32_ROUNDING > (high - low) * RANGE_RESOLUTION:
+        raise HsijaxError(f"{name}: {dtype} values near {magnitude:.6g} span only {high - low:.6g}; "
+                          "float32, in which spectra are stored, would round their differences away; "
+                          "subtract an offset first")
 
 
 class SpectraBatch(NamedTuple):

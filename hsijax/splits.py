@@ -21,7 +21,7 @@ def training_counts(labels: np.ndarray, fraction: float) -> dict[int, int]:
     if len(classes) == 0:
         raise HsijaxError("no labelled pixels (every label is 0)")
     counts = {int(c): max(1, int(np.floor(fraction * n))) for c, n in zip(classes, sizes)}
-    single = [c for c, n in zip(classes, sizes) if n < 2]
+    single = [int(c) for c, n in zip(classes, sizes) if n < 2]
     if single:
         raise HsijaxError(f"classes {single} have a single pixel: none would be left for testing")
     return counts

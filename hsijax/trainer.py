@@ -32,6 +32,7 @@ from hsijax import checkpoint
 from hsijax.data import make_pipeline, split_held_out
 from hsijax.datasets import VERSION, SceneDataset, load_dataset
 from hsijax.errors import HsijaxError
+from hsijax.files import check_output
 from hsijax.inference import reconstruct
 from hsijax.metrics import mpsnr
 from hsijax.model import Model, ModelConfig, SharedAutoencoder, init_variables
@@ -153,7 +154,10 @@ class TrainSummary:
 
 def train(config, workdir, progress: bool = True) -> TrainSummary:
     """Pretrain as ``config`` says, in ``workdir``; resumes from its newest checkpoint."""
-    workdir = Path(workdir).expanduser()
+    workdir = check_output(Path(workdir).expanduser(), "directory")
+    for field in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
+        if config.train[field] < 1:
+            raise HsijaxError(f"config.train.{field} must be at least 1, got {config.train[field]}")
     model_config = ModelConfig.from_dict(dict(config.model))
     mesh = make_mesh()
     if config.train.batch_size % mesh.size:

@@ -81,3 +81,31 @@ def reference(tmp_path_factory, data_dir) -> Path:
     workdir = tmp_path_factory.mktemp("reference")
     pretrain(workdir, data_dir)
     return workdir
+
+
+SMALL_PRETRAINING = ["--config", "tiny", "--no-progress", "--config.data.scenes=small", "--config.train.steps=2",
+                     "--config.train.batch_size=8", "--config.model.code_width=4"]
+
+
+def small_pretraining(root: Path) -> Path:
+    """`hsijax pretrain` in-process: the tiny config for 2 steps on a 6 x 5 x 12 scene ``small``,
+    imported into ``root/data``; returns the workdir ``root/work``."""
+    import numpy as np
+
+    from hsijax.cli import main
+
+    root.mkdir(parents=True, exist_ok=True)
+    cube = np.random.default_rng(0).uniform(0, 1000, size=(6, 5, 12)).astype(np.float32)
+    np.save(root / "small.npy", cube)
+    assert main(["import", str(root / "small.npy"), "--name", "small", "--data-dir", str(root / "data")]) == 0
+    assert main(["pretrain", *SMALL_PRETRAINING, "--workdir", str(root / "work"),
+                 f"--config.data.data_dir={root / 'data'}"]) == 0
+    return root / "work"
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> Path:
+    """The root of one `small_pretraining` (``data/`` and ``work/``), shared by the tests."""
+    root = tmp_path_factory.mktemp("small_run")
+    small_pretraining(root)
+    return root
