@@ -23,6 +23,7 @@ test: setup
 bench: setup
 	$(VENV)/bin/pip install --quiet torch==2.13.0
 	cd benchmarks && ../$(VENV)/bin/python encode.py --json results/encode.json
+	cd benchmarks && ../$(VENV)/bin/python encode_attempts.py --json results/encode_attempts.json
 	cd benchmarks && ../$(VENV)/bin/python train.py --json results/train.json
 	cd benchmarks && ../$(VENV)/bin/python pipeline.py --json results/pipeline.json
 	cd benchmarks && ../$(VENV)/bin/python report.py

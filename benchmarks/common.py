@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import resource
@@ -66,10 +65,9 @@ def optional_torch():
     return torch
 
 
-def peak_rss_mib(children: bool = False) -> float:
-    """Peak resident memory so far of this process (or of its finished children), MiB."""
-    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
-    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
+def peak_rss_mib() -> float:
+    """Peak resident memory so far of this process, MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def compiled_flops(jitted, *args) -> float:
@@ -121,7 +119,3 @@ def table(rows: list[dict], columns: list[str]) -> str:
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
     return "\n".join(lines)
-
-
-def dumps(report: dict) -> str:
-    return json.dumps(report, indent=2)

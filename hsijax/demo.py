@@ -52,7 +52,7 @@ class DemoSettings:
     data_dir: Path = Path("~/tensorflow_datasets")
     fraction: float = 0.05
     seeds: int = 3
-    classify_steps: int = 800  # most fine-tuning steps; the kept one is chosen on validation pixels
+    classify_steps: int = 500  # most fine-tuning steps; the kept one is chosen on validation pixels
 
 
 def split_pixels(pixels: np.ndarray, held_out: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
