@@ -20,7 +20,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import SMALL_PRETRAINING, environment, pretrain, pretrain_command
+from conftest import SMALL_PRETRAINING, environment, pretrain_command
 from hsijax import HsijaxError, load_model
 from hsijax.checkpoint import restore_on_this_machine
 from hsijax.cli import main
@@ -31,6 +31,21 @@ DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 ORBAX_TMP = ".orbax-checkpoint-tmp"  # Orbax writes STEP.orbax-checkpoint-tmp, renamed to STEP when complete
 KILLS = 5
 SAVE_EVERY_STEP = "--config.train.checkpoint_every=1"
+
+
+@pytest.fixture(scope="module")
+def cached_environment(tmp_path_factory) -> dict:
+    """One device, and a persistent XLA compilation cache shared by this module's runs: each run
+    then skips most of its compilation (same programs, same executables, same numbers)."""
+    return {**environment(1), "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+
+
+def run_pretrain(workdir: Path, data_dir: Path, env: dict, *extra: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(pretrain_command(workdir, data_dir, *extra), env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 def leaves(model) -> list[np.ndarray]:
@@ -64,7 +79,8 @@ def kill_when(process: subprocess.Popen, checkpoints: Path, step: int, during_sa
     return bool(temporary_checkpoints(checkpoints))
 
 
-def test_random_kills_one_inside_a_save_then_resume_bit_identical(tmp_path, data_dir, reference):
+def test_random_kills_one_inside_a_save_then_resume_bit_identical(tmp_path, data_dir, reference,
+                                                                  cached_environment):
     """Five SIGKILLs at seeded random steps, checkpoints every step (so kills land near saves and
     deletions of old checkpoints), at least one while Orbax was writing a checkpoint; each time the
     same command resumes. The end: the reference run's parameters bit for bit, and no temporary
@@ -76,11 +92,11 @@ def test_random_kills_one_inside_a_save_then_resume_bit_identical(tmp_path, data
     during_save = rng.permutation([True, True] + [False] * (KILLS - 2))
     killed_in_a_save = 0
     for step, in_save in zip(targets, during_save):
-        process = subprocess.Popen(command, env=environment(1), stdout=subprocess.DEVNULL,
+        process = subprocess.Popen(command, env=cached_environment, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         killed_in_a_save += kill_when(process, checkpoints, int(step), bool(in_save), rng.uniform(0, 0.05))
     assert killed_in_a_save >= 1, "no kill landed while a checkpoint was being written"
-    result = pretrain(tmp_path, data_dir, 1, SAVE_EVERY_STEP)
+    result = run_pretrain(tmp_path, data_dir, cached_environment, SAVE_EVERY_STEP)
     resumed_from = int(result.stdout.split("steps ")[1].split(" ")[0])
     assert targets[-1] - 1 <= resumed_from < 40
     assert "warning" not in result.stderr  # a kill damages no checkpoint
@@ -164,11 +180,12 @@ def test_load_model_with_every_checkpoint_damaged_is_one_error(tmp_path, referen
         load_model(workdir)
 
 
-def test_pretrain_resumes_from_the_checkpoint_before_a_garbled_one(tmp_path, data_dir, reference):
+def test_pretrain_resumes_from_the_checkpoint_before_a_garbled_one(tmp_path, data_dir, reference,
+                                                                  cached_environment):
     """`hsijax pretrain` as a command: one warning line naming checkpoint 40, resumed from 30, the
     damaged one kept aside as 40.damaged, and the reference run's parameters bit for bit."""
     workdir = damaged_copy(reference, tmp_path / "work", "garbled_array_file")
-    result = pretrain(workdir, data_dir)
+    result = run_pretrain(workdir, data_dir, cached_environment)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"hsijax: warning: {workdir / 'checkpoints' / '40'}: unreadable checkpoint")
@@ -185,19 +202,18 @@ def run_main(capfd, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_pretrain_in_process_after_a_truncated_checkpoint_and_with_none_readable(tmp_path, capfd, data_dir,
-                                                                                 reference):
+def test_pretrain_after_a_truncated_checkpoint_and_with_none_readable(tmp_path, capfd, data_dir, reference,
+                                                                      cached_environment):
     workdir = damaged_copy(reference, tmp_path / "work", "truncated_array_file")
-    code, out, err = run_main(capfd, *pretrain_command(workdir, data_dir)[3:])
-    assert code == 0 and out.startswith("steps 30 -> 40"), err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("hsijax: warning: "), err
-    assert "checkpoints/40: unreadable checkpoint" in lines[0]
+    result = run_pretrain(workdir, data_dir, cached_environment)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hsijax: warning: "), result.stderr
+    assert "checkpoints/40: unreadable checkpoint" in lines[0] and result.stdout.startswith("steps 30 -> 40")
     for resumed, uninterrupted in zip(params_of(workdir), params_of(reference), strict=True):
         np.testing.assert_array_equal(resumed, uninterrupted)
 
     broken = damaged_copy(reference, tmp_path / "broken", "truncated_array_file", steps=(30, 40))
-    code, _, err = run_main(capfd, *pretrain_command(broken, data_dir)[3:])
+    code, _, err = run_main(capfd, *pretrain_command(broken, data_dir)[3:])  # in-process: it stops before compiling
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert "checkpoints/40: unreadable checkpoint" in err and "no older checkpoint is readable" in err
     assert sorted(os.listdir(broken / "checkpoints")) == ["30", "40"]  # nothing moved
