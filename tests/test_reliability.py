@@ -22,7 +22,7 @@ import pytest
 
 from conftest import SMALL_PRETRAINING, environment, pretrain_command
 from hsijax import HsijaxError, load_model
-from hsijax.checkpoint import restore_on_this_machine
+from hsijax.checkpoint import checkpoint_manager, restore_on_this_machine
 from hsijax.cli import main
 from hsijax.datasets import load_dataset, read_scene
 from hsijax.observe import read_metrics
@@ -105,6 +105,19 @@ def test_random_kills_one_inside_a_save_then_resume_bit_identical(tmp_path, data
     assert temporary_checkpoints(checkpoints) == []
     assert sorted(os.listdir(checkpoints)) == ["39", "40"]
     assert {r["step"] for r in read_metrics(tmp_path) if r["kind"] == "train"} == set(range(5, 41, 5))
+
+
+def test_a_leftover_temporary_checkpoint_is_removed_when_a_run_starts(tmp_path, reference):
+    """A save cut short of a step the run will not save again (say checkpoint_every changed): the
+    checkpoint manager of the next run removes it on start, and restores from the complete ones."""
+    shutil.copytree(reference, tmp_path / "work")
+    leftover = tmp_path / "work" / "checkpoints" / f"35{ORBAX_TMP}"
+    (leftover / "state").mkdir(parents=True)
+    (leftover / "state" / "_METADATA").write_text("{")
+    manager = checkpoint_manager(tmp_path / "work", every=10, keep=2)
+    assert manager.all_steps() == [30, 40]
+    manager.close()  # the removal runs in the background; closing waits for it
+    assert not leftover.exists()
 
 
 # --- damaged checkpoints -------------------------------------------------------------------------
