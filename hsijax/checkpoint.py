@@ -12,7 +12,8 @@ Layout: ``WORKDIR/checkpoints/STEP/`` with four items:
 
 Orbax writes each checkpoint to a temporary directory (``STEP.orbax-checkpoint-tmp``) and renames it
 when complete, so a run killed mid-save leaves the previous checkpoint as the newest; the manager
-removes such leftovers when it starts, and keeps the last K checkpoints.
+removes such leftovers in the background when it starts (a save waits for that), and keeps the
+last K checkpoints.
 
 Damage: a checkpoint that cannot be read back (a truncated or garbled file, a missing metadata
 file, a checksum that does not match) is named in one warning line on stderr and the one before it

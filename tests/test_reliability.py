@@ -116,7 +116,10 @@ def test_a_leftover_temporary_checkpoint_is_removed_when_a_run_starts(tmp_path, 
     (leftover / "state" / "_METADATA").write_text("{")
     manager = checkpoint_manager(tmp_path / "work", every=10, keep=2)
     assert manager.all_steps() == [30, 40]
-    manager.close()  # the removal runs in the background; closing waits for it
+    deadline = time.time() + 30  # Orbax removes it in a background thread (a save waits for that)
+    while leftover.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    manager.close()
     assert not leftover.exists()
 
 
