@@ -14,13 +14,18 @@ Metadata: sensor, band count, wavelengths in nm (or none), height, width, class 
 normalisation offset and scale, and the source file.
 
 A dataset appears whole or not at all: it is built in a temporary directory beside its target and
-moved into place only when complete.
+moved into place only when complete; a build that was killed leaves that directory behind, and the
+next build in the same data dir removes it (a live build holds a lock on its own).
+
+A damaged dataset file (truncated or garbled ArrayRecord shard, unreadable ``dataset_info.json``)
+is reported as an `HsijaxError` naming the file, when it is opened or when a pixel is read from it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import os
 import re
 import shutil
@@ -31,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from hsijax.errors import HsijaxError
+from hsijax.errors import HsijaxError, describe
 from hsijax.files import check_output
 from hsijax.scenes import Scene
 from hsijax.spectral import Normalization, fit_normalization
@@ -173,14 +178,15 @@ def prepare_staged(name: str, data_dir, make_builder, overwrite: bool = True, **
     # those left empty are removed again, so a refused scene leaves no trace.
     created = [p for p in (_first_missing(data_dir), data_dir / "downloads") if p is not None and not p.exists()]
     data_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".building-{name}-"))
+    remove_abandoned_builds(data_dir)
+    staging, lock = _locked_staging(data_dir, name)
     try:
         # TFDS prints "Downloading and preparing ..." naming the staging folder: not for users.
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
             make_builder(staging).download_and_prepare(**prepare_kwargs)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            shutil.rmtree(target)
+        if target.exists():  # moved into the staging folder (removed below): never half-deleted in place
+            target.rename(staging / "replaced")
         (staging / name / VERSION).rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -189,7 +195,38 @@ def prepare_staged(name: str, data_dir, make_builder, overwrite: bool = True, **
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        os.close(lock)
     return target
+
+
+def _locked_staging(data_dir: Path, name: str) -> tuple[Path, int]:
+    """A new ``data_dir/.building-NAME-*`` folder and a descriptor holding an exclusive lock on it.
+
+    The folder is created under another name and renamed once locked, so `remove_abandoned_builds`
+    never sees an unlocked folder of a live build. The lock goes with the process, even on SIGKILL.
+    """
+    fresh = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".starting-{name}-"))
+    lock = os.open(fresh, os.O_RDONLY)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    staging = fresh.with_name(".building-" + fresh.name.removeprefix(".starting-"))
+    fresh.rename(staging)
+    return staging, lock
+
+
+def remove_abandoned_builds(data_dir: Path) -> None:
+    """Remove the staging folders that killed builds left in ``data_dir`` (those nobody holds locked)."""
+    for folder in data_dir.glob(".building-*"):
+        try:
+            lock = os.open(folder, os.O_RDONLY)
+        except OSError:
+            continue  # removed meanwhile
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass  # locked: a build in progress
+        finally:
+            os.close(lock)
 
 
 def _first_missing(path: Path) -> Path | None:
@@ -226,8 +263,53 @@ def load_dataset(directory) -> SceneDataset:
     directory = Path(directory).expanduser()
     if not (directory / "dataset_info.json").is_file():
         raise HsijaxError(f"{directory}: not a prepared hsijax dataset (no dataset_info.json)")
-    builder = tfds.builder_from_directory(str(directory))
-    return SceneDataset(directory, builder.as_data_source()["train"], dict(builder.info.metadata))
+    try:
+        builder = tfds.builder_from_directory(str(directory))
+        source = CheckedSource(builder.as_data_source()["train"], directory)
+        return SceneDataset(directory, source, dict(builder.info.metadata))
+    except Exception as error:  # TFDS raises many types for a damaged dataset_info.json
+        raise HsijaxError(f"{directory}: damaged dataset ({describe(error)}); prepare or import it again") from None
+
+
+class CheckedSource:
+    """A TFDS data source whose damaged records become one `HsijaxError` naming their shard file.
+
+    ArrayRecord raises on a garbled shard (Riegeli's hashes fail) but reads every record of a
+    truncated one back empty, which TFDS decodes to None features: both are caught here.
+    """
+
+    def __init__(self, source, directory: Path):
+        self.source, self.directory = source, directory
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index):
+        return self.__getitems__([index.__index__()])[0]
+
+    def __getitems__(self, indices):
+        if len(indices) and not 0 <= min(indices) <= max(indices) < len(self):  # a caller's mistake, not damage
+            raise IndexError(f"pixel indices {min(indices)}..{max(indices)} out of range for {len(self)} pixels")
+        try:
+            examples = self.source.__getitems__(indices)
+        except Exception as error:  # ArrayRecord / Riegeli and the feature decoder raise various types
+            raise self._damaged(indices, describe(error)) from None
+        empty = [i for i, example in zip(indices, examples) if any(v is None for v in example.values())]
+        if empty:
+            raise self._damaged(empty, "records read back empty: truncated?")
+        return examples
+
+    def _damaged(self, indices, reason: str) -> HsijaxError:
+        files = ", ".join(map(str, self._shards_of(indices)))
+        return HsijaxError(f"{files}: damaged dataset file ({reason}); prepare or import it again")
+
+    def _shards_of(self, indices) -> list[Path]:
+        """The shard files that hold ``indices``, or the dataset directory if that cannot be told."""
+        inner = getattr(self.source, "data_source", None)  # ArrayRecord's source: private, hence the guard
+        try:
+            return sorted({Path(inner._paths[inner._reader_idx_and_position(i)[0]]) for i in indices})
+        except (AttributeError, IndexError, TypeError, ValueError):
+            return [self.directory]
 
 
 def read_scene(dataset: SceneDataset, chunk: int = 8192) -> Scene:

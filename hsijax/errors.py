@@ -7,3 +7,9 @@ exit code, without a traceback; anything else is a bug and keeps its traceback.
 
 class HsijaxError(ValueError):
     """Bad input from the user: a path, an array, an argument. The message names it and says why."""
+
+
+def describe(error: BaseException, limit: int = 200) -> str:
+    """An unexpected library error (Orbax, TensorStore, ArrayRecord) as one short line for a message."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"

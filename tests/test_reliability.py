@@ -1,0 +1,324 @@
+"""Reliability: runs killed at random moments (one inside a checkpoint save), damaged checkpoints,
+damaged dataset files, and imports / prepares killed half-way.
+
+The pretraining runs are the `tiny` config of `test_pretrain.py` (Indian Pines, 40 steps of 64
+pixels) and are compared with its uninterrupted `reference` run, bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import SMALL_PRETRAINING, environment, pretrain_command
+from hsijax import HsijaxError, load_model
+from hsijax.checkpoint import checkpoint_manager, restore_on_this_machine
+from hsijax.cli import main
+from hsijax.datasets import load_dataset, read_scene
+from hsijax.observe import read_metrics
+
+DATASETS = Path(__file__).resolve().parents[1] / "datasets"
+ORBAX_TMP = ".orbax-checkpoint-tmp"  # Orbax writes STEP.orbax-checkpoint-tmp, renamed to STEP when complete
+KILLS = 5
+SAVE_EVERY_STEP = "--config.train.checkpoint_every=1"
+
+
+@pytest.fixture(scope="module")
+def cached_environment(tmp_path_factory) -> dict:
+    """One device, and a persistent XLA compilation cache shared by this module's runs: each run
+    then skips most of its compilation (same programs, same executables, same numbers)."""
+    return {**environment(1), "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+
+
+def run_pretrain(workdir: Path, data_dir: Path, env: dict, *extra: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(pretrain_command(workdir, data_dir, *extra), env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def leaves(model) -> list[np.ndarray]:
+    return [np.asarray(leaf) for leaf in jax.tree.leaves(model.variables)]
+
+
+def params_of(path: Path) -> list[np.ndarray]:
+    return leaves(load_model(path))
+
+
+def temporary_checkpoints(checkpoints: Path) -> list[str]:
+    return sorted(name for name in os.listdir(checkpoints) if ORBAX_TMP in name)
+
+
+def kill_when(process: subprocess.Popen, checkpoints: Path, step: int, during_save: bool, delay: float) -> bool:
+    """SIGKILL ``process`` ``delay`` s after checkpoint ``step`` (or a later one) is complete, or,
+    ``during_save``, the moment a temporary directory of step >= ``step`` appears (polled every 2 ms).
+    Returns whether a temporary checkpoint directory was there when the process died."""
+    deadline = time.time() + 240
+    while process.poll() is None and time.time() < deadline:
+        names = os.listdir(checkpoints) if checkpoints.is_dir() else []
+        if during_save and any(ORBAX_TMP in n and int(n.split(".")[0]) >= step for n in names):
+            break
+        if not during_save and any(n.isdigit() and int(n) >= step for n in names):
+            time.sleep(delay)
+            break
+        time.sleep(0.002)
+    assert process.poll() is None, f"the run ended (status {process.returncode}) before it was killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return bool(temporary_checkpoints(checkpoints))
+
+
+def test_random_kills_one_inside_a_save_then_resume_bit_identical(tmp_path, data_dir, reference,
+                                                                  cached_environment):
+    """Five SIGKILLs at seeded random steps, checkpoints every step (so kills land near saves and
+    deletions of old checkpoints), at least one while Orbax was writing a checkpoint; each time the
+    same command resumes. The end: the reference run's parameters bit for bit, and no temporary
+    checkpoint directory left."""
+    rng = np.random.default_rng(7)
+    checkpoints = tmp_path / "checkpoints"
+    command = pretrain_command(tmp_path, data_dir, SAVE_EVERY_STEP)
+    targets = sorted(rng.choice(np.arange(2, 34), size=KILLS, replace=False))
+    during_save = rng.permutation([True, True] + [False] * (KILLS - 2))
+    killed_in_a_save = 0
+    for step, in_save in zip(targets, during_save):
+        process = subprocess.Popen(command, env=cached_environment, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        killed_in_a_save += kill_when(process, checkpoints, int(step), bool(in_save), rng.uniform(0, 0.05))
+    assert killed_in_a_save >= 1, "no kill landed while a checkpoint was being written"
+    result = run_pretrain(tmp_path, data_dir, cached_environment, SAVE_EVERY_STEP)
+    resumed_from = int(result.stdout.split("steps ")[1].split(" ")[0])
+    assert targets[-1] - 1 <= resumed_from < 40
+    assert "warning" not in result.stderr  # a kill damages no checkpoint
+    for resumed, uninterrupted in zip(params_of(tmp_path), params_of(reference), strict=True):
+        np.testing.assert_array_equal(resumed, uninterrupted)
+    assert temporary_checkpoints(checkpoints) == []
+    assert sorted(os.listdir(checkpoints)) == ["39", "40"]
+    assert {r["step"] for r in read_metrics(tmp_path) if r["kind"] == "train"} == set(range(5, 41, 5))
+
+
+def test_a_leftover_temporary_checkpoint_is_removed_when_a_run_starts(tmp_path, reference):
+    """A save cut short of a step the run will not save again (say checkpoint_every changed): the
+    checkpoint manager of the next run removes it on start, and restores from the complete ones."""
+    shutil.copytree(reference, tmp_path / "work")
+    leftover = tmp_path / "work" / "checkpoints" / f"35{ORBAX_TMP}"
+    (leftover / "state").mkdir(parents=True)
+    (leftover / "state" / "_METADATA").write_text("{")
+    manager = checkpoint_manager(tmp_path / "work", every=10, keep=2)
+    assert manager.all_steps() == [30, 40]
+    deadline = time.time() + 30  # Orbax removes it in a background thread (a save waits for that)
+    while leftover.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    manager.close()
+    assert not leftover.exists()
+
+
+# --- damaged checkpoints -------------------------------------------------------------------------
+
+def largest_file(folder: Path) -> Path:
+    return max((p for p in folder.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def garble(path: Path, start: int = 0, every: int = 100, end: float = 1.0) -> None:
+    """Invert one byte in every ``every`` from byte ``start`` to the fraction ``end`` of the file."""
+    data = bytearray(path.read_bytes())
+    for offset in range(start, int(len(data) * end), every):
+        data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+CHECKPOINT_DAMAGE = {
+    "truncated_array_file": lambda step: truncate(largest_file(step / "state")),
+    "garbled_array_file": lambda step: garble(largest_file(step / "state")),
+    "no_pytree_metadata": lambda step: (step / "state" / "_METADATA").unlink(),
+    "garbled_model_config": lambda step: garble(step / "model_config" / "metadata"),
+}
+
+
+def damaged_copy(reference: Path, folder: Path, damage: str, steps=(40,)) -> Path:
+    shutil.copytree(reference, folder)
+    for step in steps:
+        CHECKPOINT_DAMAGE[damage](folder / "checkpoints" / str(step))
+    return folder
+
+
+@pytest.mark.parametrize("damage", sorted(CHECKPOINT_DAMAGE))
+def test_load_model_skips_a_damaged_newest_checkpoint(tmp_path, capsys, reference, damage):
+    workdir = damaged_copy(reference, tmp_path / "work", damage)
+    model = load_model(workdir)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hsijax: warning: "), lines
+    assert f"{workdir / 'checkpoints' / '40'}: unreadable checkpoint" in lines[0]
+    assert lines[0].endswith("using step 30")
+    for loaded, step_30 in zip(leaves(model), params_of(reference / "checkpoints" / "30"), strict=True):
+        np.testing.assert_array_equal(loaded, step_30)
+    with pytest.raises(HsijaxError, match="checkpoints/40: unreadable checkpoint"):
+        load_model(workdir / "checkpoints" / "40")  # one step given: no other to fall back to
+
+
+def test_orbax_alone_restores_a_garbled_array_file_the_checksum_refuses_it(tmp_path, reference):
+    """Why checkpoints carry checksums: most single garbled bytes of an array file restore through
+    Orbax without an error, as wrong values. Bytes are tried one at a time until one does so."""
+    shutil.copytree(reference / "checkpoints" / "40", step := tmp_path / "40")
+    data_file = largest_file(step / "state")
+    intact, expected = data_file.read_bytes(), params_of(reference / "checkpoints" / "40")
+    for offset in range(len(intact) // 40, len(intact), len(intact) // 40):
+        data_file.write_bytes(intact[:offset] + bytes([intact[offset] ^ 0xFF]) + intact[offset + 1:])
+        try:
+            restored = restore_on_this_machine(step / "state")["params"]
+        except Exception:  # TensorStore noticed this one
+            continue
+        if any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(restored), expected, strict=True)):
+            break
+    else:
+        pytest.fail("no garbled byte got through Orbax with wrong parameters")
+    with pytest.raises(HsijaxError, match="parameters do not match their checksum"):
+        load_model(step)
+
+
+def test_load_model_with_every_checkpoint_damaged_is_one_error(tmp_path, reference):
+    workdir = damaged_copy(reference, tmp_path / "work", "garbled_array_file", steps=(30, 40))
+    with pytest.raises(HsijaxError, match="checkpoints/40: unreadable checkpoint"):
+        load_model(workdir)
+
+
+def test_pretrain_resumes_from_the_checkpoint_before_a_garbled_one(tmp_path, data_dir, reference,
+                                                                  cached_environment):
+    """`hsijax pretrain` as a command: one warning line naming checkpoint 40, resumed from 30, the
+    damaged one kept aside as 40.damaged, and the reference run's parameters bit for bit."""
+    workdir = damaged_copy(reference, tmp_path / "work", "garbled_array_file")
+    result = run_pretrain(workdir, data_dir, cached_environment)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"hsijax: warning: {workdir / 'checkpoints' / '40'}: unreadable checkpoint")
+    assert lines[0].endswith("moved to 40.damaged, resuming from step 30")
+    assert result.stdout.startswith("steps 30 -> 40")
+    assert sorted(os.listdir(workdir / "checkpoints")) == ["30", "40", "40.damaged"]
+    for resumed, uninterrupted in zip(params_of(workdir), params_of(reference), strict=True):
+        np.testing.assert_array_equal(resumed, uninterrupted)
+
+
+def run_main(capfd, *args) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def test_pretrain_after_a_truncated_checkpoint_and_with_none_readable(tmp_path, capfd, data_dir, reference,
+                                                                      cached_environment):
+    workdir = damaged_copy(reference, tmp_path / "work", "truncated_array_file")
+    result = run_pretrain(workdir, data_dir, cached_environment)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hsijax: warning: "), result.stderr
+    assert "checkpoints/40: unreadable checkpoint" in lines[0] and result.stdout.startswith("steps 30 -> 40")
+    for resumed, uninterrupted in zip(params_of(workdir), params_of(reference), strict=True):
+        np.testing.assert_array_equal(resumed, uninterrupted)
+
+    broken = damaged_copy(reference, tmp_path / "broken", "truncated_array_file", steps=(30, 40))
+    code, _, err = run_main(capfd, *pretrain_command(broken, data_dir)[3:])  # in-process: it stops before compiling
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "checkpoints/40: unreadable checkpoint" in err and "no older checkpoint is readable" in err
+    assert sorted(os.listdir(broken / "checkpoints")) == ["30", "40"]  # nothing moved
+
+
+# --- damaged dataset files -------------------------------------------------------------------------
+
+def small_dataset(root: Path) -> Path:
+    """A 6 x 5 x 12 scene imported as dataset ``small`` under ``root/data``; returns its directory."""
+    root.mkdir(parents=True, exist_ok=True)
+    cube = np.random.default_rng(0).uniform(0, 1000, size=(6, 5, 12)).astype(np.float32)
+    np.save(root / "small.npy", cube)
+    assert main(["import", str(root / "small.npy"), "--name", "small", "--data-dir", str(root / "data")]) == 0
+    return root / "data" / "small" / "1.0.0"
+
+
+@pytest.mark.parametrize("damage", [truncate, garble], ids=["truncated", "garbled"])
+def test_a_damaged_dataset_shard_is_one_error_naming_it(tmp_path, capfd, damage):
+    directory = small_dataset(tmp_path)
+    capfd.readouterr()
+    (shard,) = directory.glob("*.array_record*")
+    damage(shard)
+    with pytest.raises(HsijaxError, match=re.escape(f"{shard}: damaged dataset file")):
+        read_scene(load_dataset(directory))
+    commands = {
+        "classify": ["classify", "--dataset", "small", "--data-dir", tmp_path / "data", "--out", tmp_path / "out"],
+        "pretrain": ["pretrain", *SMALL_PRETRAINING, "--workdir", tmp_path / "work",
+                     f"--config.data.data_dir={tmp_path / 'data'}"],
+    }
+    for command, args in commands.items():
+        code, _, err = run_main(capfd, *args)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and "Traceback" not in err, (command, err)
+        assert lines[0].startswith(f"hsijax {command}: error: {shard}: damaged dataset file"), lines
+
+
+# --- imports and prepares killed half-way ----------------------------------------------------------
+
+def staging_folders(data_dir: Path) -> list[Path]:
+    return sorted(p for p in data_dir.glob(".*") if p.name.startswith((".building-", ".starting-")))
+
+
+def kill_while_building(command: list[str], data_dir: Path, delay: float) -> None:
+    """Run ``command``, SIGKILL it ``delay`` s after its staging folder appears, and check that it
+    died half-way: the staging folder there, no dataset."""
+    process = subprocess.Popen(command, env=environment(1), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while process.poll() is None and time.time() < deadline and not staging_folders(data_dir):
+        time.sleep(0.002)
+    time.sleep(delay)
+    assert process.poll() is None, f"the build ended (status {process.returncode}) before it was killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert staging_folders(data_dir)
+    assert not [p for p in data_dir.glob("*/1.0.0")]
+
+
+def assert_same_dataset(directory: Path, reference: Path) -> None:
+    built, expected = load_dataset(directory), load_dataset(reference)
+    assert built.metadata == expected.metadata
+    scene, expected_scene = read_scene(built), read_scene(expected)
+    np.testing.assert_array_equal(scene.cube, expected_scene.cube)
+    np.testing.assert_array_equal(scene.labels, expected_scene.labels)
+
+
+def test_an_import_killed_half_way_is_redone_whole(tmp_path):
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "cube.npy", rng.integers(0, 4000, size=(120, 100, 30)).astype(np.uint16))
+    np.save(tmp_path / "gt.npy", rng.integers(0, 5, size=(120, 100)).astype(np.uint8))
+    args = ["import", str(tmp_path / "cube.npy"), "--gt", str(tmp_path / "gt.npy"), "--name", "cube"]
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    kill_while_building([sys.executable, "-m", "hsijax.cli", *args, "--data-dir", str(killed)], killed,
+                        rng.uniform(0.2, 0.6))
+    assert main([*args, "--data-dir", str(killed)]) == 0  # the rerun
+    assert main([*args, "--data-dir", str(clean)]) == 0  # an uninterrupted run
+    assert staging_folders(killed) == []
+    assert sorted(os.listdir(killed)) == sorted(os.listdir(clean))
+    assert_same_dataset(killed / "cube" / "1.0.0", clean / "cube" / "1.0.0")
+
+
+def test_a_prepare_killed_half_way_is_redone_whole(tmp_path):
+    manual = tmp_path / "manual"
+    shutil.copytree(DATASETS / "ksc" / "dummy_data", manual)
+    args = ["prepare", "ksc", "--manual-dir", str(manual)]
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    kill_while_building([sys.executable, "-m", "hsijax.cli", *args, "--data-dir", str(killed)], killed,
+                        np.random.default_rng(4).uniform(0, 0.02))
+    assert main([*args, "--data-dir", str(killed)]) == 0
+    assert main([*args, "--data-dir", str(clean)]) == 0
+    assert staging_folders(killed) == []
+    assert sorted(os.listdir(killed)) == sorted(os.listdir(clean))
+    assert_same_dataset(killed / "ksc" / "1.0.0", clean / "ksc" / "1.0.0")
