@@ -361,6 +361,9 @@ def quiet_tfds() -> None:
 
     absl.logging.set_verbosity(absl.logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # one line per retry otherwise
+    # Orbax's reads of a damaged checkpoint fail in asyncio tasks whose exceptions asyncio logs again,
+    # at length, when they are collected; hsijax reports the damage itself in one line.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     if not sys.stderr.isatty():
         tfds.disable_progress_bar()
 

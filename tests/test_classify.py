@@ -61,7 +61,7 @@ def test_classify_a_file_without_checkpoint(tmp_path, capsys):
     scene = load_indian_pines()
     np.save(tmp_path / "cube.npy", scene.cube)
     np.save(tmp_path / "gt.npy", scene.labels)
-    code, out, err = run(capsys, tmp_path / "cube.npy", "--gt", tmp_path / "gt.npy", "--fraction", 0.1,
+    code, out, err = run(capsys, tmp_path / "cube.npy", "--gt", tmp_path / "gt.npy", "--fraction", 0.02,
                          "--seeds", 1, "--steps", 10, "--out", tmp_path / "out")
     assert code == 0, err
     report = json.loads((tmp_path / "out" / "metrics.json").read_text())
