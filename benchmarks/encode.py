@@ -33,15 +33,13 @@ def chunks_of(padded: np.ndarray, rows: int) -> list[np.ndarray]:
     return [padded[start:start + rows] for start in range(0, len(padded), rows)]
 
 
-def jax_rate(model, padded: np.ndarray, rows: int, repeats: int) -> float:
-    """pixels/s of the jitted encoder over ``padded`` in chunks of ``rows``, dispatched as hsijax does."""
+def jax_rate(encode, variables, padded: np.ndarray, rows: int, repeats: int) -> float:
+    """pixels/s of a jitted ``encode(variables, chunk)`` over ``padded`` in chunks of ``rows``,
+    dispatched as hsijax does (all chunks, then wait)."""
     import jax
 
-    from hsijax.inference import jitted_encode
-
-    encode = jitted_encode(model.config)
     chunks = [jax.device_put(chunk) for chunk in chunks_of(padded, rows)]
-    run = lambda: jax.block_until_ready([encode(model.variables, chunk) for chunk in chunks])
+    run = lambda: jax.block_until_ready([encode(variables, chunk) for chunk in chunks])
     return len(padded) / seconds_per_call(run, repeats)
 
 
@@ -85,7 +83,7 @@ def torch_rates(torch, model, padded: np.ndarray, want: np.ndarray, batches, rep
 def configuration(torch, bands: int, code_width: int, pixels: int, batches, repeats: int,
                   matmul: float) -> dict:
     """One row of the table: each framework at its best batch size, on the same pixels."""
-    from hsijax.inference import chunk_rows
+    from hsijax.inference import chunk_rows, jitted_encode
     from hsijax.model import create_model
     from hsijax.spectral import pad_to_bucket
 
@@ -94,7 +92,8 @@ def configuration(torch, bands: int, code_width: int, pixels: int, batches, repe
     padded, _ = pad_to_bucket(spectra, model.config.buckets)
     codes, flops = jax_codes_and_flops(model, padded)
     batches = sorted({*batches, chunk_rows(padded.shape[1])})
-    jax_by_batch = {rows: jax_rate(model, padded, rows, repeats) for rows in batches}
+    encode = jitted_encode(model.config)
+    jax_by_batch = {rows: jax_rate(encode, model.variables, padded, rows, repeats) for rows in batches}
     rate = jax_by_batch[chunk_rows(padded.shape[1])]  # what hsijax.encode uses
     row = {"bands": bands, "bucket": padded.shape[1], "c": code_width, "jax_px_s": rate,
            "jax_px_s_by_batch": {str(k): round(v) for k, v in jax_by_batch.items()},

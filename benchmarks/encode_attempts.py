@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from common import finish, machine, parser, seconds_per_call, table
+from common import finish, machine, parser, table
+from encode import jax_rate as rate
 
 BANDS = (103, 200, 436)
 
@@ -48,14 +49,6 @@ def im2col_encoder(dtype):
         return features.max(axis=1)
 
     return jax.jit(encode)
-
-
-def rate(encode, variables, padded: np.ndarray, rows: int, repeats: int) -> float:
-    import jax
-
-    chunks = [jax.device_put(padded[start:start + rows]) for start in range(0, len(padded), rows)]
-    return len(padded) / seconds_per_call(
-        lambda: jax.block_until_ready([encode(variables, chunk) for chunk in chunks]), repeats)
 
 
 def attempts(bands: int, pixels: int, repeats: int) -> dict:
