@@ -38,6 +38,7 @@ import orbax.checkpoint as ocp
 
 from hsijax.errors import HsijaxError, describe
 from hsijax.model import Model, ModelConfig, init_variables
+from hsijax.pretrained import checkpoint_path
 
 
 def checkpoint_manager(workdir, every: int, keep: int) -> ocp.CheckpointManager:
@@ -201,14 +202,14 @@ def restore_on_this_machine(state_directory: Path) -> dict:
 
 
 def load_model(path) -> Model:
-    """The model saved in a workdir, its checkpoints directory (newest readable step), or one step's
-    directory.
+    """The model saved in a workdir, its checkpoints directory (newest readable step), one step's
+    directory, or ``"pretrained"``: the weights shipped with hsijax (`hsijax.pretrained`).
 
     An unreadable newer step of a workdir is named in a one-line warning on stderr and the one before
     it is used (nothing on disk changes); when no step is readable, or the one step given is not,
     `HsijaxError`.
     """
-    directories = _step_directories(Path(path))
+    directories = _step_directories(checkpoint_path(path))
     errors = []
     for directory in directories:
         try:
@@ -256,6 +257,7 @@ def save_model(model: Model, directory) -> Path:
     if directory.exists():
         raise HsijaxError(f"{directory}: already exists")
     staging = directory.with_name(f".{directory.name}.saving")
+    shutil.rmtree(staging, ignore_errors=True)  # left by a save that was killed
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(staging / "state", {"params": model.variables})
     checkpointer.wait_until_finished()

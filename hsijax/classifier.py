@@ -40,8 +40,7 @@ class SpectralClassifier(nn.Module):
         return nn.Dense(self.num_classes, name="head_out")(hidden)
 
     def init_variables(self, seed: int = 0):
-        length = self.config.buckets[0]
-        return self.init(jax.random.key(seed), jnp.zeros((1, length), jnp.float32))
+        return _compiled_init(self)(jax.random.key(seed))
 
     @classmethod
     def from_pretrained(cls, checkpoint, num_classes: int, seed: int = 0):
@@ -92,6 +91,13 @@ def fine_tune(classifier: SpectralClassifier, variables, spectra: np.ndarray, la
     if validation is None:
         return FineTuned({"params": params}, steps)
     return FineTuned({"params": best[2]}, best[1], tuple(history))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_init(classifier: SpectralClassifier):
+    """Compiled once per classifier (see `hsijax.model._compiled_init`)."""
+    length = classifier.config.buckets[0]
+    return jax.jit(lambda key: classifier.init(key, jnp.zeros((1, length), jnp.float32)))
 
 
 @functools.lru_cache(maxsize=None)

@@ -43,6 +43,7 @@ class ClassifySettings:
     validation_fraction: float = 0.25  # of each class's training pixels, to choose the step
     eval_every: int = 100
     checkpoint: str | None = None  # without one, only scratch and svm run
+    methods: tuple[str, ...] = METHODS  # a subset: the study runs the baselines once, not per model
 
 
 def fit_svm(train_spectra: np.ndarray, train_labels: np.ndarray, seed: int):
@@ -90,7 +91,7 @@ def run_classification(spectra: np.ndarray, labels: np.ndarray, settings: Classi
                        progress=None) -> tuple[dict, dict[str, np.ndarray]]:
     """(report, {method: predictions of seed 0}) for normalised ``spectra`` (P, b), ``labels`` (P,)."""
     pretrained = load_model(settings.checkpoint) if settings.checkpoint else None
-    methods = [m for m in METHODS if m != "pretrained" or pretrained]
+    methods = [m for m in METHODS if m in settings.methods and (m != "pretrained" or pretrained)]
     padded, _ = pad_to_bucket(spectra)
     per_seed = {m: [] for m in methods}
     maps = {}

@@ -23,6 +23,9 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+CHECKPOINT_HELP = "a pretraining workdir, one checkpoint step, or 'pretrained' (the weights shipped with hsijax)"
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -208,7 +211,7 @@ def add_classify(subparsers) -> None:
     command.add_argument("--fraction", type=fraction, default=defaults.fraction,
                          help="per class max(1, floor(F * n)) training pixels")
     command.add_argument("--seeds", type=positive_int, default=defaults.seeds)
-    command.add_argument("--checkpoint", help="pretraining workdir or checkpoint (omit: scratch and svm only)")
+    command.add_argument("--checkpoint", help=CHECKPOINT_HELP + " (omit: scratch and svm only)")
     command.add_argument("--steps", type=positive_int, default=defaults.steps,
                          help="most fine-tuning steps; the step kept is chosen on validation pixels")
     command.add_argument("--validation-fraction", type=fraction, default=defaults.validation_fraction,
@@ -244,7 +247,7 @@ def add_reconstruct(subparsers) -> None:
     command = subparsers.add_parser(
         "reconstruct", help="reconstruct a whole scene with a pretrained model: MPSNR, MSSIM, figures"
     )
-    command.add_argument("--checkpoint", required=True, help="pretraining workdir or checkpoint")
+    command.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     add_scene_input(command)
     command.add_argument("--out", type=Path, required=True)
     command.set_defaults(run=run_reconstruct_command)
@@ -271,7 +274,7 @@ def run_reconstruct_command(args) -> str:
 
 def add_encode(subparsers) -> None:
     command = subparsers.add_parser("encode", help="encode a whole scene to its (H, W, c) shared codes")
-    command.add_argument("--checkpoint", required=True, help="pretraining workdir or checkpoint")
+    command.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     add_scene_input(command)
     command.add_argument("--output", type=Path, required=True, help="the .npy file to write")
     command.add_argument("--no-progress", action="store_true")
@@ -291,7 +294,7 @@ def run_encode_command(args) -> str:
     return f"wrote {path}: codes {scene.cube.shape[:2] + (model.config.code_width,)}"
 
 
-BUILTIN_CONFIGS = ("tiny", "local", "unseen", "poster")
+BUILTIN_CONFIGS = ("tiny", "local", "unseen", "poster", "shipped")
 
 
 def add_pretrain(subparsers) -> None:
@@ -312,16 +315,16 @@ def add_pretrain(subparsers) -> None:
     command.set_defaults(run=run_pretrain_command, overrides=True)
 
 
-def load_config(path_or_name: str, overrides: list[str]):
+def load_config(path_or_name: str, overrides: list[str], builtins: tuple[str, ...] = BUILTIN_CONFIGS):
     """The ml_collections config, with ``--config.FIELD=VALUE`` overrides applied (types checked)."""
     from absl import flags
     from ml_collections import config_flags
 
     path = Path(path_or_name)
-    if path_or_name in BUILTIN_CONFIGS:
+    if path_or_name in builtins:
         path = Path(__file__).parent / "configs" / f"{path_or_name}.py"
     if not path.is_file():
-        raise HsijaxError(f"{path}: no such config file (or built-in name {BUILTIN_CONFIGS})")
+        raise HsijaxError(f"{path}: no such config file (or built-in name {builtins})")
     flag_values = flags.FlagValues()
     argv = ["hsijax", f"--config={path}", *overrides]
     # sys_argv: ml_collections otherwise looks for the overrides in sys.argv, not in `overrides`
@@ -354,6 +357,56 @@ def run_pretrain_command(args) -> str:
     return "\n".join(lines) if jax.process_index() == 0 else None
 
 
+def add_export(subparsers) -> None:
+    command = subparsers.add_parser(
+        "export", help="save a checkpoint's model alone (parameters, config, checksums; no optimiser state)"
+    )
+    command.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
+    command.add_argument("--output", type=Path, required=True, help="a new folder; --checkpoint reads it back")
+    command.set_defaults(run=run_export_command)
+
+
+def run_export_command(args) -> str:
+    from hsijax.checkpoint import load_model, save_model
+    from hsijax.files import check_output
+
+    check_output(args.output, "directory")
+    if args.output.exists():
+        raise HsijaxError(f"{args.output}: already exists; export writes a new folder")
+    model = load_model(args.checkpoint)
+    path = save_model(model, args.output)
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return f"wrote {path}: code width {model.config.code_width}, {model.config.decoder} decoder, {size / 1e6:.2f} MB"
+
+
+def add_study(subparsers) -> None:
+    command = subparsers.add_parser(
+        "study", help="the decoder study: decoders x code widths on unseen scenes, leave-scene-out",
+        description="Resumable; flags after the known ones are ml_collections overrides: "
+                    "--config.classify.seeds=3",
+    )
+    command.add_argument("--config", default="study", help="a study config file or the built-in 'study'")
+    command.add_argument("--workdir", type=Path, required=True, help="every pretraining and result")
+    command.add_argument("--report", type=Path, help="where the page and its figures go (default WORKDIR/report)")
+    command.add_argument("--report-only", action="store_true", help="render the page from what is done, run nothing")
+    command.add_argument("--no-progress", action="store_true", help="no progress bars")
+    command.set_defaults(run=run_study_command, overrides=True)
+
+
+def run_study_command(args) -> str:
+    from hsijax.files import check_output
+    from hsijax.study import run_study
+    from hsijax.study_report import write_report
+
+    config = load_config(args.config, args.overrides, builtins=("study",))
+    if args.report_only:
+        report = check_output(args.report or args.workdir / "report", "directory")
+        path = write_report(config, check_output(args.workdir, "directory"), report)
+    else:
+        path = run_study(config, args.workdir, args.report, progress=not args.no_progress)
+    return f"wrote {path}"
+
+
 def quiet_tfds() -> None:
     """TFDS logs every step at INFO; keep warnings, and its progress bars only on a terminal."""
     import absl.logging
@@ -380,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_classify(subparsers)
     add_reconstruct(subparsers)
     add_encode(subparsers)
+    add_export(subparsers)
+    add_study(subparsers)
     return parser
 
 
@@ -389,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = unknown  # ml_collections --config.FIELD=VALUE flags
     elif unknown:
         build_parser().parse_args(argv)  # let argparse report the unknown flags
-    if args.command in ("import", "prepare", "pretrain", "classify", "reconstruct", "encode"):
+    if args.command in ("import", "prepare", "pretrain", "classify", "reconstruct", "encode", "export", "study"):
         quiet_tfds()
     try:
         result = args.run(args)

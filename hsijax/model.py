@@ -25,6 +25,7 @@ Decoders (one config switch):
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -224,12 +225,21 @@ class Model:
 
 def init_variables(config: ModelConfig, seed: int):
     """Fresh parameters; convolution kernels do not depend on the length, so any bucket will do."""
+    return _compiled_init(config)(jax.random.key(seed))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_init(config: ModelConfig):
+    """One compiled initialiser per configuration: run eagerly, Flax's init compiles each of its
+    ~120 small operations separately (8 s on a CPU core, for every run and every seed)."""
     length = config.buckets[0]
-    dummy = jnp.zeros((1, length), jnp.float32)
-    count = jnp.ones((1,), jnp.int32)
-    return SharedAutoencoder(config).init(
-        jax.random.key(seed), dummy, count, jnp.zeros((1, length)), jnp.zeros((1,), bool)
-    )
+
+    def init(key):
+        dummy = jnp.zeros((1, length), jnp.float32)
+        return SharedAutoencoder(config).init(key, dummy, jnp.ones((1,), jnp.int32), jnp.zeros((1, length)),
+                                              jnp.zeros((1,), bool))
+
+    return jax.jit(init)
 
 
 def create_model(code_width: int = 16, decoder: str = "faithful", seed: int = 0, **config) -> Model:

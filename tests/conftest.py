@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from unittest import mock
 
@@ -46,9 +49,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def environment(devices: int) -> dict:
+# A persistent XLA compilation cache for the hsijax subprocesses the tests start, shared by all of
+# them: the same programs give the same executables and the same numbers, and most runs then skip
+# most of their compilation. (Not in this process: compilation counts must see real compilations.)
+SUBPROCESS_XLA_CACHE = tempfile.mkdtemp(prefix="hsijax-test-xla-cache-")
+atexit.register(shutil.rmtree, SUBPROCESS_XLA_CACHE, ignore_errors=True)
+
+
+def environment(devices: int = 1) -> dict:
+    """The environment of an hsijax subprocess: ``devices`` CPU devices, the shared compilation cache."""
     return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-            "JAX_PLATFORMS": "cpu"}
+            "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": SUBPROCESS_XLA_CACHE,
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
 
 
 def pretrain_command(workdir: Path, data_dir: Path, *extra: str) -> list[str]:

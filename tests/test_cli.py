@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import environment
 
 from hsijax import HsijaxError, cli
 
@@ -15,7 +16,7 @@ def test_demo_runs_end_to_end_and_writes_its_report(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "hsijax.cli", "demo", "--steps", "3", "--batch-size", "32", "--seeds", "1",
          "--classify-steps", "3", "--workdir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, env=environment(),
     )
     assert result.returncode == 0, result.stderr
     assert "| faithful |" in result.stdout and "| conditioned |" in result.stdout and "| svm |" in result.stdout

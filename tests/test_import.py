@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.io
 import tifffile
+from conftest import environment
 
 from benchmarks.shared_scenes import REAL_SCENES  # every image in ../shared/data
 from hsijax.datasets import load_dataset
@@ -22,7 +23,7 @@ LABELS = rng.integers(0, 4, size=(16, 14)).astype(np.uint8)
 
 def hsijax_import(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "hsijax.cli", "import", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=environment())
 
 
 def imported(tmp_path, *args) -> np.ndarray:

@@ -34,11 +34,9 @@ SAVE_EVERY_STEP = "--config.train.checkpoint_every=1"
 
 
 @pytest.fixture(scope="module")
-def cached_environment(tmp_path_factory) -> dict:
-    """One device, and a persistent XLA compilation cache shared by this module's runs: each run
-    then skips most of its compilation (same programs, same executables, same numbers)."""
-    return {**environment(1), "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax_cache")),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+def cached_environment() -> dict:
+    """One device and the session's compilation cache (`conftest.environment`)."""
+    return environment(1)
 
 
 def run_pretrain(workdir: Path, data_dir: Path, env: dict, *extra: str) -> subprocess.CompletedProcess:

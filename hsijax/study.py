@@ -1,0 +1,139 @@
+"""The decoder study: faithful vs conditioned decoder x code width, on scenes left out of pretraining.
+
+A *cell* is one pretraining (`hsijax/configs/study.py`): a decoder, a code width and the scenes
+left out. For each cell the study pretrains, reconstructs every unseen scene (MPSNR, MSSIM) and
+fine-tunes on the classification scene at each label fraction (`hsijax.classify`, the pretrained
+method only); the scratch network and the SVM, which do not depend on the cell, run once per
+fraction on the same splits. Each result is a ``metrics.json`` written whole, and a result already
+on disk is kept, so an interrupted study resumes where it stopped. `hsijax.study_report` turns the
+results into the page in docs/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hsijax.files import write_json_atomic
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    decoder: str
+    code_width: int
+    left_out: tuple[str, ...] = ()  # scenes left out of pretraining besides the unseen ones
+
+    @property
+    def name(self) -> str:
+        without = "".join(f"_without_{scene}" for scene in self.left_out)
+        return f"{self.decoder}_c{self.code_width}{without}"
+
+
+def names(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def cells(config) -> list[Cell]:
+    """The decoder x code-width grid, then the leave-scene-out cell."""
+    grid = [Cell(decoder, int(width)) for width in names(config.code_widths) for decoder in names(config.decoders)]
+    left_out = tuple(names(config.leave_out))
+    if left_out:
+        grid.append(Cell(config.leave_out_decoder, config.leave_out_code_width, left_out))
+    return grid
+
+
+def fractions(config) -> list[float]:
+    return [float(value) for value in names(config.classify.fractions)]
+
+
+def fraction_folder(fraction: float) -> str:
+    return f"classify_{fraction * 100:g}pct"
+
+
+def pretrain_config(config, cell: Cell):
+    """The study's pretraining config with this cell's decoder, code width and scenes."""
+    pretrain = config.pretrain.copy_and_resolve_references()
+    pretrain.model.decoder = cell.decoder
+    pretrain.model.code_width = cell.code_width
+    pretrain.data.scenes = ",".join(s for s in names(pretrain.data.scenes) if s not in cell.left_out)
+    return pretrain
+
+
+def say(message: str) -> None:
+    print(f"study: {message}", file=sys.stderr, flush=True)
+
+
+def pretrain_cell(config, cell: Cell, workdir: Path, progress: bool) -> None:
+    from hsijax.trainer import train
+
+    steps = config.pretrain.train.steps
+    if (workdir / "checkpoints" / str(steps)).is_dir():
+        return
+    say(f"{cell.name}: pretraining {steps} steps")
+    summary = train(pretrain_config(config, cell), workdir, progress=progress)
+    say(f"{cell.name}: pretrained in {summary.seconds:.0f} s")
+
+
+def load_scene(config, name: str):
+    from hsijax.datasets import load_dataset, read_scene
+    from hsijax.trainer import ensure_scene
+
+    data = config.pretrain.data
+    return read_scene(load_dataset(ensure_scene(name, Path(data.data_dir).expanduser(), data.imports)))
+
+
+def reconstruct_cell(config, cell: Cell, workdir: Path) -> None:
+    from hsijax.checkpoint import load_model
+    from hsijax.figures import reconstruction_figures
+    from hsijax.reconstruction import evaluate_reconstruction
+
+    model = None
+    for name in names(config.unseen_scenes):
+        out = workdir / "reconstruct" / name
+        if (out / "metrics.json").is_file():
+            continue
+        model = model or load_model(workdir)
+        scene = load_scene(config, name)
+        metrics, original, recon = evaluate_reconstruction(model, scene)
+        reconstruction_figures(original, recon, np.asarray(metrics["per_band_psnr_db"]), scene.wavelengths_nm,
+                               name, out)
+        write_json_atomic(out / "metrics.json", metrics)
+        say(f"{cell.name}: {name} MPSNR {metrics['mpsnr_db']:.2f} dB, MSSIM {metrics['mssim']:.4f}")
+
+
+def classify(config, out: Path, methods: tuple[str, ...], fraction: float, checkpoint: Path | None,
+             what: str) -> None:
+    from hsijax.classify import ClassifySettings, classify_scene, print_progress
+
+    if (out / "metrics.json").is_file():
+        return
+    say(f"{what}: classifying {config.classify.dataset} with {fraction:.0%} of the labels")
+    settings = ClassifySettings(fraction, config.classify.seeds, config.classify.steps,
+                                checkpoint=str(checkpoint) if checkpoint else None, methods=methods)
+    classify_scene(load_scene(config, config.classify.dataset), settings, out, progress=print_progress)
+
+
+def run_study(config, workdir, report: Path | None = None, progress: bool = True) -> Path:
+    """Every stage of the study in ``workdir`` (what is done already is kept); the page in ``report``
+    (default ``workdir/report``). Cheap stages first, so the reconstruction answers come early."""
+    from hsijax.files import check_output
+    from hsijax.study_report import write_report
+
+    workdir = check_output(Path(workdir).expanduser(), "directory")
+    report = check_output(Path(report) if report else workdir / "report", "directory")
+    grid = cells(config)
+    for cell in grid:
+        pretrain_cell(config, cell, workdir / cell.name, progress)
+    for cell in grid:
+        reconstruct_cell(config, cell, workdir / cell.name)
+    for fraction in fractions(config):
+        for cell in grid:
+            out = workdir / cell.name / fraction_folder(fraction)
+            classify(config, out, ("pretrained",), fraction, workdir / cell.name, cell.name)
+        if config.classify.baselines:
+            out = workdir / "baselines" / fraction_folder(fraction)
+            classify(config, out, ("scratch", "svm"), fraction, None, "baselines")
+    return write_report(config, workdir, report)
