@@ -223,6 +223,11 @@ def load_model(path) -> Model:
     raise errors[0]
 
 
+def newest_step_directory(path) -> Path:
+    """The one checkpoint step that `load_model(path)` tries first (a step directory is itself)."""
+    return _step_directories(checkpoint_path(path))[0]
+
+
 def _load_step(directory: Path) -> Model:
     handler = ocp.JsonCheckpointHandler()
     try:

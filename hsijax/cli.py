@@ -363,20 +363,37 @@ def add_export(subparsers) -> None:
     )
     command.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     command.add_argument("--output", type=Path, required=True, help="a new folder; --checkpoint reads it back")
+    command.add_argument("--card", type=Path, help="also write a model card (Markdown) from the run's records")
+    command.add_argument("--classification", type=Path, nargs="*", default=[], metavar="DIR",
+                         help="`hsijax classify --out` folders whose scores go on the card")
     command.set_defaults(run=run_export_command)
 
 
 def run_export_command(args) -> str:
-    from hsijax.checkpoint import load_model, save_model
-    from hsijax.files import check_output
+    from hsijax.checkpoint import load_model, newest_step_directory, save_model
+    from hsijax.files import check_output, write_text_atomic
 
     check_output(args.output, "directory")
     if args.output.exists():
         raise HsijaxError(f"{args.output}: already exists; export writes a new folder")
-    model = load_model(args.checkpoint)
+    if args.card:
+        check_output(args.card, "file")
+    for folder in args.classification:
+        if not (folder / "metrics.json").is_file():
+            raise HsijaxError(f"{folder}: no metrics.json (give the --out folder of hsijax classify)")
+    step = newest_step_directory(args.checkpoint)
+    if args.card and not (step / "train_config").is_dir():
+        raise HsijaxError(f"{step}: no training record for a model card; give the pretraining workdir")
+    model = load_model(step)
     path = save_model(model, args.output)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    return f"wrote {path}: code width {model.config.code_width}, {model.config.decoder} decoder, {size / 1e6:.2f} MB"
+    lines = [f"wrote {path}: code width {model.config.code_width}, {model.config.decoder} decoder, {size / 1e6:.2f} MB"]
+    if args.card:
+        from hsijax.model_card import read_reports, render
+
+        card = render(model, step.parents[1], step, read_reports(args.classification), size)
+        lines.append(f"wrote {write_text_atomic(args.card, card)}")
+    return "\n".join(lines)
 
 
 def add_study(subparsers) -> None:

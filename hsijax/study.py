@@ -129,11 +129,15 @@ def run_study(config, workdir, report: Path | None = None, progress: bool = True
         pretrain_cell(config, cell, workdir / cell.name, progress)
     for cell in grid:
         reconstruct_cell(config, cell, workdir / cell.name)
-    for fraction in fractions(config):
-        for cell in grid:
-            out = workdir / cell.name / fraction_folder(fraction)
-            classify(config, out, ("pretrained",), fraction, workdir / cell.name, cell.name)
-        if config.classify.baselines:
-            out = workdir / "baselines" / fraction_folder(fraction)
-            classify(config, out, ("scratch", "svm"), fraction, None, "baselines")
+    # The cells at the leave-out width (both decoders, with and without the left-out scenes) and the
+    # baselines answer the main questions: they are classified first, at every fraction.
+    first = [cell for cell in grid if cell.code_width == config.leave_out_code_width]
+    for cells_now, baselines in ((first, config.classify.baselines), ([c for c in grid if c not in first], False)):
+        for fraction in fractions(config):
+            for cell in cells_now:
+                out = workdir / cell.name / fraction_folder(fraction)
+                classify(config, out, ("pretrained",), fraction, workdir / cell.name, cell.name)
+            if baselines:
+                classify(config, workdir / "baselines" / fraction_folder(fraction), ("scratch", "svm"), fraction,
+                         None, "baselines")
     return write_report(config, workdir, report)

@@ -24,10 +24,12 @@ def read(path: Path) -> dict | None:
 
 
 def collect(config, workdir: Path) -> dict:
-    """{"reconstruction": {cell: {scene: metrics}}, "classification": {cell or baseline: {fraction: scores}}}."""
+    """{"reconstruction": {cell: {scene: metrics}}, "seen": {cell: held-out MPSNR of the seen scenes},
+    "classification": {cell or baseline: {fraction: scores}}}."""
     grid, scenes = cells(config), names(config.unseen_scenes)
     reconstruction = {c.name: {s: read(workdir / c.name / "reconstruct" / s / "metrics.json") for s in scenes}
                       for c in grid}
+    seen = {c.name: last_eval_mean(workdir / c.name, config.pretrain.train.steps) for c in grid}
     classification = {}
     for fraction in fractions(config):
         for cell in grid:
@@ -36,7 +38,15 @@ def collect(config, workdir: Path) -> dict:
         baselines = read(workdir / "baselines" / fraction_folder(fraction) / "metrics.json")
         for method in ("scratch", "svm"):
             classification.setdefault(method, {})[fraction] = baselines and baselines["methods"][method]
-    return {"reconstruction": reconstruction, "classification": classification}
+    return {"reconstruction": reconstruction, "seen": seen, "classification": classification}
+
+
+def last_eval_mean(workdir: Path, steps: int) -> float | None:
+    """Mean MPSNR over the pretraining scenes' held-out pixels at the end of a finished run."""
+    from hsijax.observe import read_metrics
+
+    evals = [r for r in read_metrics(workdir) if r["kind"] == "eval" and r["step"] == steps]
+    return evals[-1]["mpsnr_db/mean"] if evals else None
 
 
 def mean_mpsnr(per_scene: dict) -> float | None:
@@ -49,15 +59,17 @@ def number(value, digits: int = 2) -> str:
 
 
 def reconstruction_table(results: dict, scenes: list[str]) -> list[str]:
-    header = "| cell | " + " | ".join(f"{s} MPSNR / MSSIM" for s in scenes) + " | mean MPSNR |"
-    lines = [header, "|---" * (len(scenes) + 2) + "|"]
+    header = ("| cell | " + " | ".join(f"{s} MPSNR / MSSIM" for s in scenes)
+              + " | mean MPSNR, unseen | mean MPSNR, seen scenes' held-out pixels |")
+    lines = [header, "|---" * (len(scenes) + 3) + "|"]
     for cell, per_scene in results["reconstruction"].items():
         row = [f"{number(m and m['mpsnr_db'])} / {number(m and m['mssim'], 3)}" for m in per_scene.values()]
-        lines.append(f"| {cell} | " + " | ".join(row) + f" | {number(mean_mpsnr(per_scene))} |")
+        lines.append(f"| {cell} | " + " | ".join(row) + f" | {number(mean_mpsnr(per_scene))} | "
+                     f"{number(results['seen'][cell])} |")
     own = [next((m["mean_spectrum_mpsnr_db"] for m in (r[s] for r in results["reconstruction"].values()) if m), None)
            for s in scenes]
     lines.append("| the scene's own mean spectrum | " + " | ".join(number(v) for v in own) + " | "
-                 + number(np.mean(own) if None not in own else None) + " |")
+                 + number(np.mean(own) if None not in own else None) + " | |")
     return lines
 
 

@@ -164,7 +164,7 @@ def train(config, workdir, progress: bool = True) -> TrainSummary:
         raise HsijaxError(f"batch size {config.train.batch_size} does not split over {mesh.size} devices")
     iterator, held_out = input_data(config, model_config)
     optimizer = make_optimizer(config.optim, config.train.steps)
-    state = initial_state(model_config, optimizer, config.seed, mesh)
+    state = initial_state(model_config, optimizer, config.seed, mesh, config.get("init_from", ""))
     manager = checkpoint.checkpoint_manager(workdir, config.train.checkpoint_every, config.train.keep_checkpoints)
     restored = checkpoint.restore_latest(manager, jax.tree.map(ocp_abstract, state), iterator, model_config)
     start, state = (0, state) if restored is None else restored
@@ -194,8 +194,20 @@ def ocp_abstract(x):
     return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding) if isinstance(x, jax.Array) else x
 
 
-def initial_state(model_config: ModelConfig, optimizer, seed: int, mesh: Mesh) -> dict:
-    params = replicate(init_variables(model_config, seed), mesh)
+def starting_parameters(model_config: ModelConfig, seed: int, init_from: str):
+    """Fresh parameters, or those of a saved model (``init_from``: a workdir, a step or
+    ``pretrained``), which must be of the same model configuration."""
+    if not init_from:
+        return init_variables(model_config, seed)
+    model = checkpoint.load_model(init_from)
+    if model.config != model_config:
+        raise HsijaxError(f"config.init_from={init_from}: a model of another configuration "
+                          f"({model.config.to_dict()}); set config.model to match it")
+    return model.variables
+
+
+def initial_state(model_config: ModelConfig, optimizer, seed: int, mesh: Mesh, init_from: str = "") -> dict:
+    params = replicate(starting_parameters(model_config, seed, init_from), mesh)
     return {
         "params": params,
         "opt_state": jax.jit(optimizer.init)(params),

@@ -18,6 +18,7 @@ import pytest
 
 from conftest import environment, pretrain, pretrain_command
 from hsijax.checkpoint import load_model
+from hsijax.model import init_variables
 from hsijax.observe import read_metrics
 
 # Different device counts sum the per-device gradient means in a different order, so parameters
@@ -99,6 +100,23 @@ def test_a_workdir_of_another_model_is_refused(tmp_path, data_dir, reference):
                             env=environment(1), capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "holds a run of another model" in result.stderr
     assert sorted(p.name for p in (reference / "checkpoints").iterdir()) == before
+
+
+def test_a_run_can_start_from_a_saved_model(tmp_path, data_dir, reference):
+    pretrain(tmp_path, data_dir, 1, f"--config.init_from={reference}", "--config.train.steps=1")
+    started, saved = params_of(tmp_path), params_of(reference)
+    fresh = [np.asarray(leaf) for leaf in jax.tree.leaves(init_variables(load_model(reference).config, 0))]
+    # One Adam step at learning rate 1e-3 moves no weight by more than about 1e-3; the reference's 40
+    # steps moved them up to 0.024 from fresh weights (measured), so fresh weights would fail this.
+    assert max(float(np.abs(a - b).max()) for a, b in zip(started, saved)) < 2e-3
+    assert max(float(np.abs(a - f).max()) for a, f in zip(started, fresh)) > 0.01
+
+
+def test_starting_from_a_model_of_another_configuration_is_refused(tmp_path, data_dir):
+    result = subprocess.run(pretrain_command(tmp_path, data_dir, "--config.init_from=pretrained"),
+                            env=environment(1), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "init_from=pretrained: a model of another configuration" in result.stderr
+    assert not list(tmp_path.glob("checkpoints/*"))
 
 
 PLAIN_ORBAX = """

@@ -1,0 +1,95 @@
+"""The model card of exported weights, written from the run's own records: its training config, its
+last evaluation, the metadata of each scene it saw, and ``hsijax classify`` reports. No number on
+the card is typed by hand, so re-exporting after a new run keeps the card true.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orbax.checkpoint as ocp
+
+from hsijax.classify import format_classification
+from hsijax.model import Model
+from hsijax.observe import read_metrics
+
+
+def training_record(step_directory: Path) -> dict:
+    """The whole training config saved with a checkpoint step."""
+    return ocp.JsonCheckpointHandler().restore(step_directory / "train_config")
+
+
+def scene_rows(train: dict, final_eval: dict) -> list[str]:
+    """One row per pretraining scene: sensor, size, bands, held-out MPSNR at the last evaluation."""
+    from hsijax.datasets import load_dataset
+    from hsijax.trainer import ensure_scene
+
+    data_dir = Path(train["data"]["data_dir"]).expanduser()
+    rows = ["| scene | sensor | pixels | bands | held-out MPSNR (dB) |", "|---|---|---|---|---|"]
+    for name in train["data"]["scenes"].split(","):
+        meta = load_dataset(ensure_scene(name, data_dir, train["data"]["imports"])).metadata
+        psnr = final_eval.get(f"mpsnr_db/{name}")
+        rows.append(f"| {name} | {meta['sensor'] or '?'} | {meta['height']} × {meta['width']} | {meta['bands']} | "
+                    f"{'—' if psnr is None else f'{psnr:.2f}'} |")
+    return rows
+
+
+def classification_section(reports: list[dict]) -> list[str]:
+    lines = []
+    for report in reports:
+        lines += [format_classification(report), ""]
+    return lines or ["No classification report was given to `hsijax export --classification`.", ""]
+
+
+def render(model: Model, workdir: Path, step_directory: Path, reports: list[dict], size_bytes: int) -> str:
+    train = training_record(step_directory)
+    records = read_metrics(workdir)
+    evals = [r for r in records if r["kind"] == "eval"]
+    final_eval = evals[-1] if evals else {}
+    rates = [r["pixels_per_second"] for r in records if r["kind"] == "train" and "pixels_per_second" in r]
+    config, optim, steps = model.config, train["optim"], train["train"]
+    return "\n".join([
+        "# Model card: the shipped shared encoder",
+        "",
+        f"Loaded by `hsijax.load_pretrained()` and by `--checkpoint pretrained` in every command. Written by "
+        f"`hsijax export` from `{workdir.name}` step {step_directory.name}.",
+        "",
+        "## Model",
+        "",
+        f"The shared autoencoder of the poster, {config.decoder} decoder, code width {config.code_width}, "
+        f"encoder widths {tuple(config.widths)}, band buckets {tuple(config.buckets)} (1 to {max(config.buckets)} "
+        f"bands): {model.parameter_count:,} parameters, {size_bytes / 1e6:.2f} MB on disk (parameters only, "
+        "with SHA-256 checksums).",
+        "",
+        "## Training data",
+        "",
+        f"{len(train['data']['scenes'].split(','))} scenes, mixed `{train['data']['mixing']}`; "
+        f"{train['data']['held_out_pixels']} pixels of each held out of training and scored at the last evaluation "
+        f"(step {final_eval.get('step', '—')}). Each scene is min–max normalised with its own range.",
+        "",
+        *scene_rows(train, final_eval),
+        "",
+        "## Training",
+        "",
+        f"{steps['steps']} steps of {steps['batch_size']} pixels, seed {train['seed']}; Adam, learning rate "
+        f"{optim['learning_rate']} with cosine decay to {optim['final_learning_rate_fraction']} of it, weight "
+        f"decay {optim['weight_decay']} in the loss. Median throughput "
+        f"{sorted(rates)[len(rates) // 2] if rates else 0:,.0f} pixels/s.",
+        "",
+        "## Classification (spectral, the encoder fine-tuned with a head)",
+        "",
+        *classification_section(reports),
+        "## Known limits",
+        "",
+        "- Pretrained on the sensors above only; how it transfers to another sensor is measured for the same "
+        "configuration in docs/study/README.md (scenes left out of pretraining), not for these weights.",
+        "- A spectrum is encoded alone: no spatial context. Scenes must be normalised like the training scenes "
+        "(each by its own min–max); `hsijax encode` and `reconstruct` do this.",
+        "- More than the largest bucket's bands is refused; bands are not resampled to wavelengths.",
+        "",
+    ])
+
+
+def read_reports(folders: list[Path]) -> list[dict]:
+    return [json.loads((Path(folder) / "metrics.json").read_text()) for folder in folders]

@@ -1,0 +1,112 @@
+"""The weights shipped inside the package: `hsijax.load_pretrained()`, ``--checkpoint pretrained`` in
+every command, `hsijax export`, and the wheel that carries them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from conftest import REPO, environment
+
+import hsijax
+from hsijax.cli import main
+from hsijax.pretrained import MODEL_CARD, WEIGHTS
+from hsijax.reconstruction import evaluate_reconstruction
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return hsijax.load_pretrained()
+
+
+def test_the_weights_are_at_most_5_mb_and_the_card_describes_them(shipped):
+    size = sum(path.stat().st_size for path in WEIGHTS.rglob("*") if path.is_file())
+    assert size <= 5_000_000, size
+    card = MODEL_CARD.read_text()
+    assert f"code width {shipped.config.code_width}" in card and f"{shipped.config.decoder} decoder" in card
+    assert f"{shipped.parameter_count:,} parameters" in card
+
+
+def test_a_fresh_process_loads_them_from_the_package_alone(tmp_path):
+    # HOME and the working directory hold nothing of hsijax: the weights can only come from the package.
+    code = "import hsijax; m = hsijax.load_pretrained(); print(m.config.code_width, m.parameter_count)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            env={**environment(), "HOME": str(tmp_path)}, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    width, count = map(int, result.stdout.split())
+    assert (width, count) == (hsijax.load_pretrained().config.code_width, hsijax.load_pretrained().parameter_count)
+
+
+def test_they_reconstruct_indian_pines_well_beyond_its_mean_spectrum(shipped):
+    metrics, _, _ = evaluate_reconstruction(shipped, hsijax.load_indian_pines())
+    # Measured: see the model card. Untrained weights stay below the mean spectrum's 21.9 dB.
+    assert metrics["mpsnr_db"] > metrics["mean_spectrum_mpsnr_db"] + 5, metrics["mpsnr_db"]
+
+
+@pytest.fixture(scope="module")
+def small_scene(tmp_path_factory) -> Path:
+    """A 12 x 10 crop of Indian Pines with three striped classes, as FILE.npy and labels.npy."""
+    folder = tmp_path_factory.mktemp("scene")
+    np.save(folder / "crop.npy", hsijax.load_indian_pines().cube[:12, :10])
+    np.save(folder / "labels.npy", np.repeat(np.arange(1, 4), 40).reshape(12, 10).astype(np.uint8))
+    return folder
+
+
+def test_every_command_takes_checkpoint_pretrained(small_scene, tmp_path, shipped):
+    scene = str(small_scene / "crop.npy")
+    assert main(["encode", scene, "--checkpoint", "pretrained", "--output", str(tmp_path / "codes.npy"),
+                 "--no-progress"]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "codes.npy"),
+                               hsijax.encode(shipped, hsijax.fit_normalization(np.load(scene)).apply(np.load(scene))),
+                               atol=1e-5)
+    assert main(["reconstruct", scene, "--checkpoint", "pretrained", "--out", str(tmp_path / "recon")]) == 0
+    assert json.loads((tmp_path / "recon" / "metrics.json").read_text())["code_width"] == shipped.config.code_width
+    assert main(["classify", scene, "--gt", str(small_scene / "labels.npy"), "--checkpoint", "pretrained",
+                 "--seeds", "1", "--steps", "5", "--fraction", "0.1", "--out", str(tmp_path / "classify")]) == 0
+    assert "pretrained" in json.loads((tmp_path / "classify" / "metrics.json").read_text())["methods"]
+
+
+def test_export_writes_a_model_that_loads_back_equal(tmp_path, shipped, capsys):
+    assert main(["export", "--checkpoint", "pretrained", "--output", str(tmp_path / "copy")]) == 0
+    assert "MB" in capsys.readouterr().out
+    copy = hsijax.load_model(tmp_path / "copy")
+    assert copy.config == shipped.config
+    for ours, theirs in zip(jax.tree.leaves(copy.variables), jax.tree.leaves(shipped.variables)):
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    assert main(["export", "--checkpoint", "pretrained", "--output", str(tmp_path / "copy")]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_the_wheel_carries_the_weights_and_the_card(tmp_path):
+    source = tmp_path / "source"  # a copy, so that the build leaves nothing in the repository
+    shutil.copytree(REPO / "hsijax", source / "hsijax", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                             "--wheel-dir", str(tmp_path / "wheel"), str(source)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = zipfile.ZipFile(next((tmp_path / "wheel").glob("hsijax-*.whl"))).namelist()
+    in_wheel = {name for name in names if name.startswith("hsijax/weights/")}
+    in_package = {str(path.relative_to(REPO)) for path in WEIGHTS.parent.rglob("*") if path.is_file()}
+    assert in_wheel == in_package and "hsijax/weights/MODEL_CARD.md" in in_wheel
+
+
+def test_export_writes_a_model_card_from_the_run_records(small_run, tmp_path, capsys):
+    card = tmp_path / "CARD.md"
+    assert main(["export", "--checkpoint", str(small_run / "work"), "--output", str(tmp_path / "model"),
+                 "--card", str(card)]) == 0
+    text = card.read_text()
+    model = hsijax.load_model(tmp_path / "model")
+    assert f"code width {model.config.code_width}" in text and f"{model.parameter_count:,} parameters" in text
+    assert "| small | " in text and "2 steps of 8 pixels" in text
+    assert main(["export", "--checkpoint", "pretrained", "--output", str(tmp_path / "again"),
+                 "--card", str(tmp_path / "again.md")]) == 2
+    assert "no training record" in capsys.readouterr().err and not (tmp_path / "again").exists()
