@@ -9,6 +9,7 @@ fixed-size code, and a decoder that repeats the code and upsamples back.
     >>> codes = hsijax.encode(model, spectra)          # (N, b) -> (N, 16), any b in 1..512
     >>> recon = hsijax.reconstruct(model, spectra)     # (N, b) -> (N, b)
     >>> model = hsijax.load_model("runs/local")        # the newest checkpoint of a pretraining run
+    >>> model = hsijax.load_pretrained()               # the weights shipped with hsijax (offline)
 """
 
 from hsijax.checkpoint import load_model, save_model
@@ -16,6 +17,7 @@ from hsijax.classifier import SpectralClassifier
 from hsijax.errors import HsijaxError
 from hsijax.inference import encode, reconstruct
 from hsijax.model import Model, ModelConfig, create_model
+from hsijax.pretrained import load_pretrained
 from hsijax.scenes import Scene, load_indian_pines
 from hsijax.spectral import DEFAULT_BUCKETS, bucket_for, crop, fit_normalization, pad_to_bucket
 from hsijax.train import TrainingSet, pretrain
@@ -37,6 +39,7 @@ __all__ = [
     "fit_normalization",
     "load_indian_pines",
     "load_model",
+    "load_pretrained",
     "pad_to_bucket",
     "pretrain",
     "reconstruct",

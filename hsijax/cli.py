@@ -200,6 +200,16 @@ def fraction(text: str) -> float:
     return value
 
 
+def methods(text: str) -> tuple[str, ...]:
+    from hsijax.classify import METHODS
+
+    chosen = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in chosen if name not in METHODS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"choose from {','.join(METHODS)}, got {text!r}")
+    return chosen
+
+
 def add_classify(subparsers) -> None:
     from hsijax.classify import ClassifySettings
 
@@ -214,6 +224,8 @@ def add_classify(subparsers) -> None:
     command.add_argument("--checkpoint", help=CHECKPOINT_HELP + " (omit: scratch and svm only)")
     command.add_argument("--steps", type=positive_int, default=defaults.steps,
                          help="most fine-tuning steps; the step kept is chosen on validation pixels")
+    command.add_argument("--methods", type=methods, default=defaults.methods,
+                         help="comma-separated subset of pretrained,scratch,svm (default: all)")
     command.add_argument("--validation-fraction", type=fraction, default=defaults.validation_fraction,
                          help="share of each class's training pixels that choose the step (never test pixels)")
     command.add_argument("--out", type=Path, required=True)
@@ -226,6 +238,8 @@ def run_classify_command(args) -> str:
     from hsijax.splits import training_counts
 
     check_output(args.out)
+    if args.methods == ("pretrained",) and not args.checkpoint:
+        raise HsijaxError("--methods pretrained needs --checkpoint")
     scene = scene_from_args(args)
     where = args.dataset or args.gt or args.file
     if scene.labels is None or not (scene.labels > 0).any():
@@ -238,7 +252,7 @@ def run_classify_command(args) -> str:
     except HsijaxError as error:
         raise HsijaxError(f"{where}: {error}") from None
     settings = ClassifySettings(args.fraction, args.seeds, args.steps, checkpoint=args.checkpoint,
-                                validation_fraction=args.validation_fraction)
+                                validation_fraction=args.validation_fraction, methods=args.methods)
     report = classify_scene(scene, settings, args.out, progress=print_progress)
     return format_classification(report) + f"\nwrote {args.out / 'metrics.json'}"
 
