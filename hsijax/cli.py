@@ -403,9 +403,15 @@ def run_export_command(args) -> str:
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     lines = [f"wrote {path}: code width {model.config.code_width}, {model.config.decoder} decoder, {size / 1e6:.2f} MB"]
     if args.card:
+        import shutil
+
         from hsijax.model_card import read_reports, render
 
-        card = render(model, step.parents[1], step, read_reports(args.classification), size)
+        try:
+            card = render(model, step.parents[1], step, read_reports(args.classification), size, path)
+        except BaseException:
+            shutil.rmtree(path)  # the model and its card appear together or not at all
+            raise
         lines.append(f"wrote {write_text_atomic(args.card, card)}")
     return "\n".join(lines)
 

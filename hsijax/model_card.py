@@ -13,6 +13,7 @@ import orbax.checkpoint as ocp
 from hsijax.classify import format_classification
 from hsijax.model import Model
 from hsijax.observe import read_metrics
+from hsijax.pretrained import WEIGHTS
 
 
 def training_record(step_directory: Path) -> dict:
@@ -42,18 +43,21 @@ def classification_section(reports: list[dict]) -> list[str]:
     return lines or ["No classification report was given to `hsijax export --classification`.", ""]
 
 
-def render(model: Model, workdir: Path, step_directory: Path, reports: list[dict], size_bytes: int) -> str:
+def render(model: Model, workdir: Path, step_directory: Path, reports: list[dict], size_bytes: int,
+           exported_to: Path) -> str:
     train = training_record(step_directory)
     records = read_metrics(workdir)
     evals = [r for r in records if r["kind"] == "eval"]
     final_eval = evals[-1] if evals else {}
     rates = [r["pixels_per_second"] for r in records if r["kind"] == "train" and "pixels_per_second" in r]
     config, optim, steps = model.config, train["optim"], train["train"]
+    shipped = exported_to.resolve() == WEIGHTS.resolve()
     return "\n".join([
-        "# Model card: the shipped shared encoder",
+        f"# Model card: {'the shipped shared encoder' if shipped else exported_to.name}",
         "",
-        f"Loaded by `hsijax.load_pretrained()` and by `--checkpoint pretrained` in every command. Written by "
-        f"`hsijax export` from `{workdir.name}` step {step_directory.name}.",
+        ("Loaded by `hsijax.load_pretrained()` and by `--checkpoint pretrained` in every command. " if shipped
+         else f"Loaded by `hsijax.load_model(\"{exported_to.name}\")` and `--checkpoint {exported_to.name}`. ")
+        + f"Written by `hsijax export` from `{workdir.name}` step {step_directory.name}.",
         "",
         "## Model",
         "",
