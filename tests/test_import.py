@@ -14,7 +14,7 @@ import tifffile
 from conftest import environment
 
 from benchmarks.shared_scenes import REAL_SCENES  # every image in ../shared/data
-from hsijax.datasets import load_dataset
+from hsijax.datasets import load_dataset, read_scene
 
 rng = np.random.default_rng(0)
 CUBE = rng.integers(0, 4000, size=(16, 14, 12)).astype(np.uint16)  # (H, W, b)
@@ -153,8 +153,7 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
 
 
 def labels_of(directory) -> np.ndarray:
-    dataset = load_dataset(directory)
-    return np.asarray([dataset.source[i]["label"] for i in range(len(dataset.source))])
+    return read_scene(load_dataset(directory)).labels.reshape(-1)  # in chunks: one read per pixel is slow
 
 
 @pytest.mark.parametrize("file, options, shape, labelled, classes", REAL_SCENES,
