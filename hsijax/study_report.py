@@ -77,9 +77,10 @@ def decoder_gap_table(config, results: dict) -> list[str]:
     """Conditioned minus faithful, mean MPSNR over the unseen scenes, per code width."""
     lines = ["| code width | conditioned − faithful (dB) |", "|---|---|"]
     for width in names(config.code_widths):
-        means = [mean_mpsnr(results["reconstruction"].get(Cell(d, int(width)).name, {}) or {"-": None})
-                 for d in ("conditioned", "faithful")]
-        lines.append(f"| {width} | {number(means[0] - means[1] if None not in means else None)} |")
+        conditioned, faithful = (mean_mpsnr(results["reconstruction"].get(Cell(d, int(width)).name, {}))
+                                 for d in ("conditioned", "faithful"))
+        gap = None if conditioned is None or faithful is None else conditioned - faithful
+        lines.append(f"| {width} | {number(gap)} |")
     return lines
 
 
