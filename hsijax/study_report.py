@@ -135,17 +135,21 @@ def per_band_figure(results: dict, scenes: list[str], width: int, out: Path) -> 
 
 
 def classification_figure(config, results: dict, out: Path) -> Path:
-    figure, axes = plt.subplots(1, len(fractions(config)), figsize=(6 * len(fractions(config)), 3.6),
-                                squeeze=False)
+    figure, axes = plt.subplots(1, len(fractions(config)), figsize=(2 + 4.5 * len(fractions(config)), 3.8),
+                                squeeze=False, sharey=True)
     for axis, fraction in zip(axes[0], fractions(config)):
         methods = list(results["classification"])
         scores = [results["classification"][m][fraction] for m in methods]
         means = [s["oa"]["mean"] * 100 if s else np.nan for s in scores]
         stds = [s["oa"]["std"] * 100 if s else 0 for s in scores]
-        axis.barh(methods, means, xerr=stds, color=["C1" if m in ("scratch", "svm") else "C0" for m in methods])
-        axis.set_title(f"{config.classify.dataset}, {fraction:.0%} labels: OA (%), mean ± std")
-        axis.invert_yaxis()
+        rows = np.arange(len(methods))
+        axis.barh(rows, means, xerr=stds, color=["C1" if m in ("scratch", "svm") else "C0" for m in methods])
+        axis.set_yticks(rows, methods)
+        axis.set_ylim(len(methods) - 0.5, -0.5)  # every method keeps its row, done or not; first on top
+        axis.set_title(f"{fraction:.0%} labels")
+        axis.set_xlabel("OA (%), mean ± std over seeds")
         axis.grid(axis="x", alpha=0.3)
+    figure.suptitle(f"{config.classify.dataset}: fine-tuned encoders (blue) and baselines (orange)")
     figure.tight_layout()
     return save_atomic(figure, out / "classification_oa.png")
 
