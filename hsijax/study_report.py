@@ -187,8 +187,8 @@ def page(config, results: dict, figures: list[str]) -> str:
         "study's `metrics.json` files.",
         "",
         f"Pretraining: {pretrain.train.steps} steps of {pretrain.train.batch_size} pixels on "
-        f"`{pretrain.data.scenes}`, minus the unseen scenes `{config.unseen_scenes}`; the leave-scene-out "
-        f"cell also leaves out `{config.leave_out}`. Classification: `{config.classify.dataset}`, "
+        f"`{pretrain.data.scenes}`, never on the unseen scenes `{config.unseen_scenes}`; the leave-scene-out "
+        f"cell leaves out `{config.leave_out}` as well. Classification: `{config.classify.dataset}`, "
         f"{config.classify.seeds} seeds, at most {config.classify.steps} fine-tuning steps with the step "
         "chosen on validation pixels drawn from the training pixels; mean ± std over seeds.",
         "",
