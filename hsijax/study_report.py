@@ -50,8 +50,10 @@ def last_eval_mean(workdir: Path, steps: int) -> float | None:
 
 
 def mean_mpsnr(per_scene: dict) -> float | None:
-    values = [m["mpsnr_db"] for m in per_scene.values() if m]
-    return float(np.mean(values)) if values and len(values) == len(per_scene) else None
+    """Mean over the unseen scenes, or None until every one of them is reconstructed."""
+    if not per_scene or None in per_scene.values():
+        return None
+    return float(np.mean([m["mpsnr_db"] for m in per_scene.values()]))
 
 
 def number(value, digits: int = 2) -> str:
@@ -66,11 +68,16 @@ def reconstruction_table(results: dict, scenes: list[str]) -> list[str]:
         row = [f"{number(m and m['mpsnr_db'])} / {number(m and m['mssim'], 3)}" for m in per_scene.values()]
         lines.append(f"| {cell} | " + " | ".join(row) + f" | {number(mean_mpsnr(per_scene))} | "
                      f"{number(results['seen'][cell])} |")
-    own = [next((m["mean_spectrum_mpsnr_db"] for m in (r[s] for r in results["reconstruction"].values()) if m), None)
-           for s in scenes]
+    own = [scene_mean_spectrum(results, scene) for scene in scenes]
     lines.append("| the scene's own mean spectrum | " + " | ".join(number(v) for v in own) + " | "
                  + number(np.mean(own) if None not in own else None) + " | |")
     return lines
+
+
+def scene_mean_spectrum(results: dict, scene: str) -> float | None:
+    """The scene's own mean-spectrum MPSNR, which every cell's reconstruction of it records alike."""
+    done = [per_scene[scene] for per_scene in results["reconstruction"].values() if per_scene[scene]]
+    return done[0]["mean_spectrum_mpsnr_db"] if done else None
 
 
 def decoder_gap_table(config, results: dict) -> list[str]:

@@ -35,14 +35,14 @@ def test_the_weights_are_at_most_5_mb_and_the_card_describes_them(shipped):
     assert f"{shipped.parameter_count:,} parameters" in card
 
 
-def test_a_fresh_process_loads_them_from_the_package_alone(tmp_path):
+def test_a_fresh_process_loads_them_from_the_package_alone(tmp_path, shipped):
     # HOME and the working directory hold nothing of hsijax: the weights can only come from the package.
     code = "import hsijax; m = hsijax.load_pretrained(); print(m.config.code_width, m.parameter_count)"
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             env={**environment(), "HOME": str(tmp_path)}, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     width, count = map(int, result.stdout.split())
-    assert (width, count) == (hsijax.load_pretrained().config.code_width, hsijax.load_pretrained().parameter_count)
+    assert (width, count) == (shipped.config.code_width, shipped.parameter_count)
 
 
 def test_they_reconstruct_indian_pines_far_better_than_untrained_weights(shipped):
