@@ -4,7 +4,9 @@ For each seed one split (`hsijax.splits`), and on it every method:
 - ``pretrained``: the encoder of a pretraining checkpoint plus a head, all fine-tuned;
 - ``scratch``: the same network from random initialisation, trained the same way;
 - ``svm``: scikit-learn's RBF SVM on the normalised spectra, C and gamma chosen by 3-fold
-  cross-validation on the training pixels only.
+  cross-validation on the training pixels only;
+- ``spatial_pretrained``, ``spatial_svm`` (only when asked for): the spatial variant of
+  `hsijax.spatial`, a pixel's neighbourhood of frozen codes or of spectra, classified by the SVM.
 Scores (OA, AA, kappa, per class) are on the test pixels, reported as mean and std over seeds.
 The networks fit on part of the training pixels and keep the parameters that classify the rest
 (``validation_fraction`` of each class, `hsijax.splits.validation_split`) best; no test pixel ever
@@ -22,15 +24,20 @@ import numpy as np
 
 from hsijax.checkpoint import load_model
 from hsijax.classifier import SpectralClassifier, fine_tune, predict
+from hsijax.errors import HsijaxError
 from hsijax.figures import classification_maps
 from hsijax.files import write_json_atomic
 from hsijax.model import Model, ModelConfig
 from hsijax.scenes import Scene
 from hsijax.scores import classification_scores, mean_and_std
+from hsijax.spatial import WINDOWS, features_by_window
 from hsijax.spectral import fit_normalization, pad_to_bucket
 from hsijax.splits import stratified_split, validation_split
 
-METHODS = ("pretrained", "scratch", "svm")
+SPECTRAL_METHODS = ("pretrained", "scratch", "svm")  # the poster's comparison, the default
+SPATIAL_METHODS = ("spatial_pretrained", "spatial_svm")
+METHODS = SPECTRAL_METHODS + SPATIAL_METHODS
+NEEDS_CHECKPOINT = ("pretrained", "spatial_pretrained")
 SVM_GRID = {"C": [1, 10, 100, 1000], "gamma": ["scale", 1, 10, 100]}
 
 
@@ -43,10 +50,12 @@ class ClassifySettings:
     validation_fraction: float = 0.25  # of each class's training pixels, to choose the step
     eval_every: int = 100
     checkpoint: str | None = None  # without one, only scratch and svm run
-    methods: tuple[str, ...] = METHODS  # a subset: the study runs the baselines once, not per model
+    methods: tuple[str, ...] = SPECTRAL_METHODS  # a subset of METHODS
+    windows: tuple[int, ...] = WINDOWS  # the spatial methods' candidate neighbourhoods
 
 
-def fit_svm(train_spectra: np.ndarray, train_labels: np.ndarray, seed: int):
+def search_svm(train_features: np.ndarray, train_labels: np.ndarray, seed: int):
+    """scikit-learn's grid search over `SVM_GRID`, 3-fold cross-validated on the training pixels."""
     from sklearn.model_selection import GridSearchCV, KFold
     from sklearn.svm import SVC
 
@@ -54,7 +63,19 @@ def fit_svm(train_spectra: np.ndarray, train_labels: np.ndarray, seed: int):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tiny classes: some folds lack a class, which is fine here
         search = GridSearchCV(SVC(kernel="rbf"), SVM_GRID, cv=folds, n_jobs=1)
-        return search.fit(train_spectra, train_labels).best_estimator_
+        return search.fit(train_features, train_labels)
+
+
+def fit_svm(train_spectra: np.ndarray, train_labels: np.ndarray, seed: int):
+    return search_svm(train_spectra, train_labels, seed).best_estimator_
+
+
+def fit_spatial_svm(features: dict[int, np.ndarray], targets: np.ndarray, train: np.ndarray, seed: int):
+    """(window, SVM): the neighbourhood and C, gamma whose cross-validated accuracy on the training
+    pixels is best (the smaller window on ties)."""
+    searches = {window: search_svm(f[train], targets[train], seed) for window, f in features.items()}
+    window = max(searches, key=lambda w: (searches[w].best_score_, -w))
+    return window, searches[window].best_estimator_
 
 
 def network_for(method: str, pretrained: Model | None, num_classes: int, seed: int):
@@ -87,19 +108,47 @@ def run_method(method: str, settings: ClassifySettings, pretrained: Model | None
     return classes[predict(classifier, tuned.variables, padded)], tuned.best_step
 
 
+def spatial_features(method: str, spectra: np.ndarray, shape: tuple[int, int] | None, pretrained: Model | None,
+                     windows: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """{window: features of every pixel} for a spatial method: the neighbourhood of each pixel's
+    code (``spatial_pretrained``) or spectrum (``spatial_svm``), see `hsijax.spatial`."""
+    from hsijax.inference import encode
+
+    if shape is None:
+        raise HsijaxError(f"{method} needs the image's height and width")
+    per_pixel = encode(pretrained, spectra) if method == "spatial_pretrained" else spectra
+    return features_by_window(per_pixel.reshape(*shape, -1), windows)
+
+
+def run_spatial_method(features: dict[int, np.ndarray], labels: np.ndarray, train: np.ndarray,
+                       seed: int) -> tuple[np.ndarray, int]:
+    """(predicted labels (1-based) for every pixel, the window chosen on the training pixels)."""
+    classes = np.unique(labels[labels > 0])
+    window, svm = fit_spatial_svm(features, np.searchsorted(classes, labels), train, seed)
+    return classes[svm.predict(features[window])], window
+
+
 def run_classification(spectra: np.ndarray, labels: np.ndarray, settings: ClassifySettings,
-                       progress=None) -> tuple[dict, dict[str, np.ndarray]]:
-    """(report, {method: predictions of seed 0}) for normalised ``spectra`` (P, b), ``labels`` (P,)."""
+                       progress=None, shape: tuple[int, int] | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """(report, {method: predictions of seed 0}) for normalised ``spectra`` (P, b), ``labels`` (P,);
+    the spatial methods need the image's ``shape`` (H, W) with H * W = P."""
     pretrained = load_model(settings.checkpoint) if settings.checkpoint else None
-    methods = [m for m in METHODS if m in settings.methods and (m != "pretrained" or pretrained)]
+    methods = [m for m in METHODS if m in settings.methods and (m not in NEEDS_CHECKPOINT or pretrained)]
     padded, _ = pad_to_bucket(spectra)
+    spatial = {m: spatial_features(m, spectra, shape, pretrained, settings.windows)
+               for m in methods if m in SPATIAL_METHODS}
     per_seed = {m: [] for m in methods}
     maps = {}
     for seed in range(settings.seeds):
         train, test = stratified_split(labels, settings.fraction, seed)
         for method in methods:
-            predicted, step = run_method(method, settings, pretrained, spectra, padded, labels, train, seed)
-            per_seed[method].append({**classification_scores(labels[test], predicted[test]), "step": step})
+            if method in spatial:
+                predicted, window = run_spatial_method(spatial[method], labels, train, seed)
+                choice = {"step": None, "window": window}
+            else:
+                predicted, step = run_method(method, settings, pretrained, spectra, padded, labels, train, seed)
+                choice = {"step": step}
+            per_seed[method].append({**classification_scores(labels[test], predicted[test]), **choice})
             if seed == 0:
                 maps[method] = predicted
             if progress:
@@ -119,7 +168,8 @@ def classify_scene(scene: Scene, settings: ClassifySettings, out: Path, progress
     bands = scene.cube.shape[-1]
     spectra = fit_normalization(scene.cube, scene.name).apply(scene.cube.reshape(-1, bands))
     labels = scene.labels.reshape(-1)
-    report, maps = run_classification(spectra.astype(np.float32), labels, settings, progress)
+    report, maps = run_classification(spectra.astype(np.float32), labels, settings, progress,
+                                      shape=scene.cube.shape[:2])
     report = {"dataset": scene.name, "bands": int(bands), **report}
     write_json_atomic(out / "metrics.json", report)
     classification_maps(maps, labels, scene.cube.shape[:2], out)
@@ -129,6 +179,7 @@ def classify_scene(scene: Scene, settings: ClassifySettings, out: Path, progress
 def print_progress(seed: int, method: str, scores: dict) -> None:
     """A progress callback for `run_classification`: one line per seed and method on stderr."""
     kept = f"  (step {scores['step']} kept)" if scores.get("step") else ""
+    kept += f"  ({scores['window']}x{scores['window']} window)" if scores.get("window") else ""
     print(f"seed {seed} {method:10s} OA {scores['oa']:.4f}  AA {scores['aa']:.4f}  "
           f"kappa {scores['kappa']:.4f}{kept}", file=sys.stderr, flush=True)
 
@@ -148,5 +199,5 @@ def summarise(runs: list[dict]) -> dict:
     return {
         **{key: mean_and_std([r[key] for r in runs]) for key in ("oa", "aa", "kappa")},
         "per_class": {str(c): mean_and_std([r["per_class"][c] for r in runs]) for c in classes},
-        "per_seed": [{key: r[key] for key in ("oa", "aa", "kappa", "step")} for r in runs],
+        "per_seed": [{key: r[key] for key in ("oa", "aa", "kappa", "step", "window") if key in r} for r in runs],
     }

@@ -211,11 +211,12 @@ def methods(text: str) -> tuple[str, ...]:
 
 
 def add_classify(subparsers) -> None:
-    from hsijax.classify import ClassifySettings
+    from hsijax.classify import METHODS, ClassifySettings
 
     defaults = ClassifySettings()
     command = subparsers.add_parser(
-        "classify", help="few-label classification: pretrained encoder vs scratch vs SVM, over seeds"
+        "classify", help="few-label classification: pretrained encoder vs scratch vs SVM (and spatial variants), "
+                         "over seeds"
     )
     add_scene_input(command)
     command.add_argument("--fraction", type=fraction, default=defaults.fraction,
@@ -224,8 +225,10 @@ def add_classify(subparsers) -> None:
     command.add_argument("--checkpoint", help=CHECKPOINT_HELP + " (omit: scratch and svm only)")
     command.add_argument("--steps", type=positive_int, default=defaults.steps,
                          help="most fine-tuning steps; the step kept is chosen on validation pixels")
-    command.add_argument("--methods", type=methods, default=defaults.methods,
-                         help="comma-separated subset of pretrained,scratch,svm (default: all)")
+    command.add_argument("--methods", type=methods, default=None,
+                         help=f"comma-separated subset of {','.join(METHODS)} (default: {','.join(defaults.methods)}; "
+                              "spatial_*: a pixel's neighbourhood of codes or spectra, SVM-classified, see "
+                              "hsijax.spatial)")
     command.add_argument("--validation-fraction", type=fraction, default=defaults.validation_fraction,
                          help="share of each class's training pixels that choose the step (never test pixels)")
     command.add_argument("--out", type=Path, required=True)
@@ -233,13 +236,15 @@ def add_classify(subparsers) -> None:
 
 
 def run_classify_command(args) -> str:
-    from hsijax.classify import ClassifySettings, classify_scene, format_classification, print_progress
+    from hsijax.classify import (NEEDS_CHECKPOINT, ClassifySettings, classify_scene, format_classification,
+                                 print_progress)
     from hsijax.files import check_output
     from hsijax.splits import training_counts
 
     check_output(args.out)
-    if args.methods == ("pretrained",) and not args.checkpoint:
-        raise HsijaxError("--methods pretrained needs --checkpoint")
+    needing = [name for name in args.methods or () if name in NEEDS_CHECKPOINT]
+    if needing and not args.checkpoint:
+        raise HsijaxError(f"--methods {','.join(needing)} needs --checkpoint")
     scene = scene_from_args(args)
     where = args.dataset or args.gt or args.file
     if scene.labels is None or not (scene.labels > 0).any():
@@ -252,7 +257,8 @@ def run_classify_command(args) -> str:
     except HsijaxError as error:
         raise HsijaxError(f"{where}: {error}") from None
     settings = ClassifySettings(args.fraction, args.seeds, args.steps, checkpoint=args.checkpoint,
-                                validation_fraction=args.validation_fraction, methods=args.methods)
+                                validation_fraction=args.validation_fraction,
+                                methods=args.methods or ClassifySettings.methods)
     report = classify_scene(scene, settings, args.out, progress=print_progress)
     return format_classification(report) + f"\nwrote {args.out / 'metrics.json'}"
 

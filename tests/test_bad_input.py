@@ -164,6 +164,8 @@ CASES = [
     ("classify-unknown-method", ["classify", *SCENE_ARGS, "--methods", "svm,knn"], ["--methods", "svm,knn"]),
     ("classify-pretrained-without-checkpoint", ["classify", *SCENE_ARGS, "--methods", "pretrained"],
      ["--methods pretrained", "--checkpoint"]),
+    ("classify-spatial-pretrained-without-checkpoint", ["classify", *SCENE_ARGS, "--methods", "svm,spatial_pretrained"],
+     ["--methods spatial_pretrained", "--checkpoint"]),
     ("classify-no-gt", ["classify", "{in}/cube.npy"], ["cube.npy", "no labelled pixels"]),
     ("classify-unlabelled-gt", ["classify", "{in}/cube.npy", "--gt", "{in}/gt_unlabelled.npy"],
      ["gt_unlabelled.npy", "no labelled pixels"]),

@@ -74,8 +74,10 @@ def test_every_command_takes_checkpoint_pretrained(small_scene, tmp_path, shippe
     assert main(["reconstruct", scene, "--checkpoint", "pretrained", "--out", str(tmp_path / "recon")]) == 0
     assert json.loads((tmp_path / "recon" / "metrics.json").read_text())["code_width"] == shipped.config.code_width
     assert main(["classify", scene, "--gt", str(small_scene / "labels.npy"), "--checkpoint", "pretrained",
-                 "--seeds", "1", "--steps", "5", "--fraction", "0.1", "--out", str(tmp_path / "classify")]) == 0
-    assert "pretrained" in json.loads((tmp_path / "classify" / "metrics.json").read_text())["methods"]
+                 "--seeds", "1", "--steps", "5", "--fraction", "0.1", "--methods", "pretrained,spatial_pretrained",
+                 "--out", str(tmp_path / "classify")]) == 0
+    report = json.loads((tmp_path / "classify" / "metrics.json").read_text())
+    assert set(report["methods"]) == {"pretrained", "spatial_pretrained"}
 
 
 def test_export_writes_a_model_that_loads_back_equal(tmp_path, shipped, capsys):
