@@ -37,11 +37,23 @@ def scene_rows(train: dict, final_eval: dict) -> list[str]:
 
 
 def classification_section(reports: list[dict]) -> list[str]:
-    lines = []
+    """One table per report, after a line on what each method is."""
+    from hsijax.classify import SPATIAL_METHODS
+
+    if not reports:
+        return ["No classification report was given to `hsijax export --classification`.", ""]
+    methods = {method for report in reports for method in report["methods"]}
+    lines = ["`pretrained`: these weights' encoder fine-tuned with a head on single spectra, the poster's "
+             "classifier (`scratch`: the same network from random weights; `svm`: an RBF SVM on the spectra)."]
+    if methods & set(SPATIAL_METHODS):
+        lines[0] += (" `spatial_pretrained`, `spatial_svm`: the spatial variant (`hsijax.spatial`), each pixel "
+                     "beside its neighbourhood's mean of frozen codes or of spectra, RBF SVM; its own method, "
+                     "optimistic next to the spectral ones (test pixels share windows with training pixels).")
+    lines.append("")
     for report in reports:
         caption, table = format_classification(report).split("\n", 1)
         lines += [caption + ":", "", table, ""]  # a Markdown table must not touch the line above it
-    return lines or ["No classification report was given to `hsijax export --classification`.", ""]
+    return lines
 
 
 def render(model: Model, workdir: Path, step_directory: Path, reports: list[dict], size_bytes: int,
@@ -82,15 +94,16 @@ def render(model: Model, workdir: Path, step_directory: Path, reports: list[dict
         f"decay {optim['weight_decay']} in the loss. Median throughput "
         f"{sorted(rates)[len(rates) // 2] if rates else 0:,.0f} pixels/s.",
         "",
-        "## Classification (spectral, the encoder fine-tuned with a head)",
+        "## Classification",
         "",
         *classification_section(reports),
         "## Known limits",
         "",
         "- Pretrained on the sensors above only; how it transfers to another sensor is measured for the same "
         "configuration in docs/study/README.md (scenes left out of pretraining), not for these weights.",
-        "- A spectrum is encoded alone: no spatial context. Scenes must be normalised like the training scenes "
-        "(each by its own min–max); `hsijax encode` and `reconstruct` do this.",
+        "- A spectrum is encoded alone: spatial context comes only from `classify --methods spatial_pretrained`. "
+        "Scenes must be normalised like the training scenes (each by its own min–max); `hsijax encode` and "
+        "`reconstruct` do this.",
         "- More than the largest bucket's bands is refused; bands are not resampled to wavelengths.",
         *(["- The poster's (faithful) decoder sees only its code, repeated: it reconstructs long spectra "
            "coarsely (see the held-out MPSNR above). It transfers to unseen sensors better than the conditioned "

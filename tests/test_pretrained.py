@@ -117,3 +117,17 @@ def test_export_writes_a_model_card_from_the_run_records(small_run, tmp_path, ca
     assert main(["export", "--checkpoint", "pretrained", "--output", str(tmp_path / "again"),
                  "--card", str(tmp_path / "again.md")]) == 2
     assert "no training record" in capsys.readouterr().err and not (tmp_path / "again").exists()
+
+
+def test_the_cards_classification_section_says_what_each_method_is():
+    from hsijax.model_card import classification_section
+
+    scores = {key: {"mean": 0.5, "std": 0.01} for key in ("oa", "aa", "kappa")}
+    report = {"dataset": "indian_pines", "fraction": 0.05, "train_pixels": 505, "seeds": 5,
+              "methods": {"pretrained": scores, "svm": scores}}
+    spectral = "\n".join(classification_section([report]))
+    assert "| pretrained | 50.00 ± 1.00 |" in spectral and "spatial" not in spectral
+    with_spatial = "\n".join(classification_section([report, {**report, "methods": {"spatial_svm": scores}}]))
+    assert "`spatial_pretrained`, `spatial_svm`: the spatial variant" in with_spatial
+    assert with_spatial.count("indian_pines: 5% labels") == 2
+    assert "No classification report" in "\n".join(classification_section([]))
