@@ -210,6 +210,17 @@ def methods(text: str) -> tuple[str, ...]:
     return chosen
 
 
+def odd_windows(text: str) -> tuple[int, ...]:
+    """``--windows 3,5,7``: odd neighbourhood sizes, 1 for a single pixel."""
+    try:
+        windows = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        windows = ()
+    if not windows or any(window < 1 or window % 2 == 0 for window in windows):
+        raise argparse.ArgumentTypeError(f"expected odd positive sizes such as 3,5,7, got {text!r}")
+    return windows
+
+
 def add_classify(subparsers) -> None:
     from hsijax.classify import METHODS, ClassifySettings
 
@@ -229,6 +240,9 @@ def add_classify(subparsers) -> None:
                          help=f"comma-separated subset of {','.join(METHODS)} (default: {','.join(defaults.methods)}; "
                               "spatial_*: a pixel's neighbourhood of codes or spectra, SVM-classified, see "
                               "hsijax.spatial)")
+    command.add_argument("--windows", type=odd_windows, default=defaults.windows,
+                         help="spatial_* only: the neighbourhood sizes that cross-validation on the training "
+                              f"pixels chooses from (default: {','.join(map(str, defaults.windows))}; 1: one pixel)")
     command.add_argument("--validation-fraction", type=fraction, default=defaults.validation_fraction,
                          help="share of each class's training pixels that choose the step (never test pixels)")
     command.add_argument("--out", type=Path, required=True)
@@ -258,7 +272,7 @@ def run_classify_command(args) -> str:
         raise HsijaxError(f"{where}: {error}") from None
     settings = ClassifySettings(args.fraction, args.seeds, args.steps, checkpoint=args.checkpoint,
                                 validation_fraction=args.validation_fraction,
-                                methods=args.methods or ClassifySettings.methods)
+                                methods=args.methods or ClassifySettings.methods, windows=args.windows)
     report = classify_scene(scene, settings, args.out, progress=print_progress)
     return format_classification(report) + f"\nwrote {args.out / 'metrics.json'}"
 

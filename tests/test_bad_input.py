@@ -166,6 +166,8 @@ CASES = [
      ["--methods pretrained", "--checkpoint"]),
     ("classify-spatial-pretrained-without-checkpoint", ["classify", *SCENE_ARGS, "--methods", "svm,spatial_pretrained"],
      ["--methods spatial_pretrained", "--checkpoint"]),
+    ("classify-even-window", ["classify", *SCENE_ARGS, "--windows", "3,4"], ["--windows", "3,4", "odd"]),
+    ("classify-window-not-a-number", ["classify", *SCENE_ARGS, "--windows", "big"], ["--windows", "big"]),
     ("classify-no-gt", ["classify", "{in}/cube.npy"], ["cube.npy", "no labelled pixels"]),
     ("classify-unlabelled-gt", ["classify", "{in}/cube.npy", "--gt", "{in}/gt_unlabelled.npy"],
      ["gt_unlabelled.npy", "no labelled pixels"]),
