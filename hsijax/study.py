@@ -12,12 +12,15 @@ results into the page in docs/.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from hsijax.files import write_json_atomic
+from hsijax.scenes import Scene
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +88,7 @@ def load_scene(config, name: str):
     return read_scene(load_dataset(ensure_scene(name, Path(data.data_dir).expanduser(), data.imports)))
 
 
-def reconstruct_cell(config, cell: Cell, workdir: Path) -> None:
+def reconstruct_cell(config, cell: Cell, workdir: Path, scene: Callable[[str], Scene]) -> None:
     from hsijax.checkpoint import load_model
     from hsijax.figures import reconstruction_figures
     from hsijax.reconstruction import evaluate_reconstruction
@@ -96,16 +99,15 @@ def reconstruct_cell(config, cell: Cell, workdir: Path) -> None:
         if (out / "metrics.json").is_file():
             continue
         model = model or load_model(workdir)
-        scene = load_scene(config, name)
-        metrics, original, recon = evaluate_reconstruction(model, scene)
-        reconstruction_figures(original, recon, np.asarray(metrics["per_band_psnr_db"]), scene.wavelengths_nm,
-                               name, out)
+        metrics, original, recon = evaluate_reconstruction(model, scene(name))
+        reconstruction_figures(original, recon, np.asarray(metrics["per_band_psnr_db"]),
+                               scene(name).wavelengths_nm, name, out)
         write_json_atomic(out / "metrics.json", metrics)
         say(f"{cell.name}: {name} MPSNR {metrics['mpsnr_db']:.2f} dB, MSSIM {metrics['mssim']:.4f}")
 
 
 def classify(config, out: Path, methods: tuple[str, ...], fraction: float, checkpoint: Path | None,
-             what: str) -> None:
+             what: str, scene: Callable[[str], Scene]) -> None:
     from hsijax.classify import ClassifySettings, classify_scene, print_progress
 
     if (out / "metrics.json").is_file():
@@ -113,7 +115,7 @@ def classify(config, out: Path, methods: tuple[str, ...], fraction: float, check
     say(f"{what}: classifying {config.classify.dataset} with {fraction:.0%} of the labels")
     settings = ClassifySettings(fraction, config.classify.seeds, config.classify.steps,
                                 checkpoint=str(checkpoint) if checkpoint else None, methods=methods)
-    classify_scene(load_scene(config, config.classify.dataset), settings, out, progress=print_progress)
+    classify_scene(scene(config.classify.dataset), settings, out, progress=print_progress)
 
 
 def run_study(config, workdir, report: Path | None = None, progress: bool = True) -> Path:
@@ -125,10 +127,11 @@ def run_study(config, workdir, report: Path | None = None, progress: bool = True
     workdir = check_output(Path(workdir).expanduser(), "directory")
     report = check_output(Path(report) if report else workdir / "report", "directory")
     grid = cells(config)
+    scene = functools.cache(lambda name: load_scene(config, name))  # each scene is read once per run
     for cell in grid:
         pretrain_cell(config, cell, workdir / cell.name, progress)
     for cell in grid:
-        reconstruct_cell(config, cell, workdir / cell.name)
+        reconstruct_cell(config, cell, workdir / cell.name, scene)
     # The cells at the leave-out width (both decoders, with and without the left-out scenes) and the
     # baselines answer the main questions: they are classified first, at every fraction.
     first = [cell for cell in grid if cell.code_width == config.leave_out_code_width]
@@ -136,8 +139,8 @@ def run_study(config, workdir, report: Path | None = None, progress: bool = True
         for fraction in fractions(config):
             for cell in cells_now:
                 out = workdir / cell.name / fraction_folder(fraction)
-                classify(config, out, ("pretrained",), fraction, workdir / cell.name, cell.name)
+                classify(config, out, ("pretrained",), fraction, workdir / cell.name, cell.name, scene)
             if baselines:
                 classify(config, workdir / "baselines" / fraction_folder(fraction), ("scratch", "svm"), fraction,
-                         None, "baselines")
+                         None, "baselines", scene)
     return write_report(config, workdir, report)
