@@ -21,9 +21,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from common import (compiled_flops, finish, machine, matmul_rates, median_of, optional_torch, parser,
-                    seconds_per_call, table)
+from common import (
+    compiled_flops,
+    finish,
+    machine,
+    matmul_rates,
+    median_of,
+    optional_torch,
+    parser,
+    seconds_per_call,
+    table,
+)
 
 BANDS = (103, 200, 436)
 CODE_WIDTHS = (8, 16, 32)
@@ -45,7 +53,7 @@ def jax_rate(encode, variables, padded: np.ndarray, rows: int, repeats: int) -> 
 
 def jax_codes_and_flops(model, padded: np.ndarray) -> tuple[np.ndarray, float]:
     """(codes, XLA's FLOPs per pixel) of the jitted encoder."""
-    from hsijax.inference import jitted_encode
+    from hsijax.models.inference import jitted_encode
 
     encode = jitted_encode(model.config)
     return np.asarray(encode(model.variables, padded)), compiled_flops(encode, model.variables, padded) / len(padded)
@@ -83,8 +91,8 @@ def torch_rates(torch, model, padded: np.ndarray, want: np.ndarray, batches, rep
 def configuration(torch, bands: int, code_width: int, pixels: int, batches, repeats: int,
                   matmul: float) -> dict:
     """One row of the table: each framework at its best batch size, on the same pixels."""
-    from hsijax.inference import chunk_rows, jitted_encode
-    from hsijax.model import create_model
+    from hsijax.models.autoencoder import create_model
+    from hsijax.models.inference import chunk_rows, jitted_encode
     from hsijax.spectral import pad_to_bucket
 
     model = create_model(code_width=code_width, seed=0)

@@ -4,7 +4,7 @@
 
 For 103, 200 and 436 bands at c = 16, pixels/s of:
 - ``conv_2048``: Flax ``nn.Conv`` (XLA's convolution), 2048 rows per call -- hsijax before;
-- ``conv_chunk``: the same with `hsijax.inference.chunk_rows` rows per call -- hsijax now;
+- ``conv_chunk``: the same with `hsijax.models.inference.chunk_rows` rows per call -- hsijax now;
 - ``im2col``: each convolution as one matrix product over stacked shifted slices, same chunk;
 - ``im2col_bf16``: the same in bfloat16 with float32 accumulation, and its largest code error.
 """
@@ -12,7 +12,6 @@ For 103, 200 and 436 bands at c = 16, pixels/s of:
 from __future__ import annotations
 
 import numpy as np
-
 from common import finish, machine, parser, table
 from encode import jax_rate as rate
 
@@ -54,8 +53,8 @@ def im2col_encoder(dtype):
 def attempts(bands: int, pixels: int, repeats: int) -> dict:
     import jax.numpy as jnp
 
-    from hsijax.inference import chunk_rows, jitted_encode
-    from hsijax.model import create_model
+    from hsijax.models.autoencoder import create_model
+    from hsijax.models.inference import chunk_rows, jitted_encode
     from hsijax.spectral import pad_to_bucket
 
     model = create_model(code_width=16, seed=0)

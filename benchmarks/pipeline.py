@@ -2,9 +2,9 @@
 
     .venv/bin/python benchmarks/pipeline.py --json benchmarks/results/pipeline.json
 
-Writes two datasets with `hsijax.datasets.build_dataset` -- Indian Pines (145 x 145 x 200, from
+Writes two datasets with `hsijax.data.storage.build_dataset` -- Indian Pines (145 x 145 x 200, from
 tensorly) and the same scene tiled ten times (1450 x 145 x 200) -- then, each in its own child
-process, iterates `hsijax.data.make_pipeline` exactly as the trainer does (shuffled, batches of
+process, iterates `hsijax.data.pipeline.make_pipeline` exactly as the trainer does (shuffled, batches of
 256 pixels, normalised and reflection-padded) and reports pixels/s and the child's peak RSS. The
 goals: the pipeline delivers at least twice the pixels/s of the training step (timed in this run
 with `benchmarks/train.py`'s code), and its memory does not grow with the dataset.
@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import finish, machine, parser, peak_rss_mib, table
 
 BATCH = 256
@@ -29,8 +28,8 @@ BATCH = 256
 
 def write_datasets(folder: Path, copies: tuple[int, ...]) -> dict[int, Path]:
     """{copies: dataset directory} of Indian Pines tiled ``copies`` times along the rows."""
-    from hsijax.datasets import build_dataset
-    from hsijax.scenes import Scene, load_indian_pines
+    from hsijax.data.scene import Scene, load_indian_pines
+    from hsijax.data.storage import build_dataset
 
     scene = load_indian_pines()
     written = {}
@@ -50,8 +49,8 @@ def measure_child(directory: Path, batches: int) -> dict:
 
 def child(directory: Path, batches: int) -> None:
     """Iterate the pipeline: the first 20 batches warm up, the next ``batches`` are timed."""
-    from hsijax.data import make_pipeline
-    from hsijax.datasets import load_dataset
+    from hsijax.data.pipeline import make_pipeline
+    from hsijax.data.storage import load_dataset
 
     dataset = load_dataset(directory)
     iterator = iter(make_pipeline([dataset], BATCH, seed=0, shard_index=0, shard_count=1))
@@ -70,7 +69,7 @@ def training_step_rate(repeats: int) -> float:
     """pixels/s of the training step the pipeline feeds (c = 16, conditioned decoder, 200 bands)."""
     from train import batch_of, jax_step_rate
 
-    from hsijax.model import create_model
+    from hsijax.models.autoencoder import create_model
 
     model = create_model(code_width=16, decoder="conditioned", seed=0)
     return jax_step_rate(model, batch_of(200, BATCH, model.config.buckets), repeats)[0]

@@ -84,7 +84,7 @@ def attempts_section(report: dict) -> list[str]:
     return ["## encode: what was tried", "",
             f"`{report['command']}` on {report['date']}, same machine; c = 16, pixels/s. `conv 2048` is "
             "hsijax before (XLA's convolution, 2048 rows per call), `conv chunk` hsijax now (rows per call "
-            "by bucket, `hsijax.inference.chunk_rows`); `im2col` writes each convolution as one matrix "
+            "by bucket, `hsijax.models.inference.chunk_rows`); `im2col` writes each convolution as one matrix "
             "product over shifted slices; `bf16` does that in bfloat16 (float32 accumulation). Code "
             "errors are the largest absolute difference from the float32 codes.", "",
             *markdown_table(report["attempts"], {

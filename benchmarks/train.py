@@ -14,9 +14,17 @@ decoder (hsijax only, no PyTorch twin) is timed too, for scale.
 from __future__ import annotations
 
 import numpy as np
-
-from common import (compiled_flops, finish, machine, matmul_rates, median_of, optional_torch, parser,
-                    seconds_per_call, table)
+from common import (
+    compiled_flops,
+    finish,
+    machine,
+    matmul_rates,
+    median_of,
+    optional_torch,
+    parser,
+    seconds_per_call,
+    table,
+)
 
 BANDS = (103, 200, 436)
 WEIGHT_DECAY = 1e-6
@@ -35,10 +43,11 @@ def jax_step_rate(model, batch, repeats: int) -> tuple[float, float]:
     import jax
     import optax
 
-    from hsijax.train import make_train_step
+    from hsijax.train.mesh import make_mesh
+    from hsijax.train.step import make_train_step
 
     optimizer = optax.adam(LEARNING_RATE)
-    step = make_train_step(model, optimizer, WEIGHT_DECAY)
+    step = make_train_step(model.module, optimizer, WEIGHT_DECAY, make_mesh())
     state = {"variables": jax.tree.map(np.array, model.variables)}
     state["opt_state"] = optimizer.init(state["variables"])
     device_batch = jax.device_put(batch)
@@ -54,7 +63,7 @@ def jax_step_rate(model, batch, repeats: int) -> tuple[float, float]:
 def jax_loss_and_grads(model, batch):
     import jax
 
-    from hsijax.train import loss_fn
+    from hsijax.train.step import loss_fn
 
     (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         model.variables, model.module, batch, WEIGHT_DECAY)
@@ -94,7 +103,7 @@ def torch_step_rate(torch, model, batch, repeats: int) -> dict:
 
 
 def configuration(torch, bands: int, decoder: str, rows: int, repeats: int, matmul: float) -> dict:
-    from hsijax.model import create_model
+    from hsijax.models.autoencoder import create_model
 
     model = create_model(code_width=16, decoder=decoder, seed=0)
     batch = batch_of(bands, rows, model.config.buckets)

@@ -10,17 +10,23 @@ fixed-size code, and a decoder that repeats the code and upsamples back.
     >>> recon = hsijax.reconstruct(model, spectra)     # (N, b) -> (N, b)
     >>> model = hsijax.load_model("runs/local")        # the newest checkpoint of a pretraining run
     >>> model = hsijax.load_pretrained()               # the weights shipped with hsijax (offline)
+
+The package is laid out by stage, each importing only the stages before it (a test checks it):
+``spectral``, ``metrics``, ``files``, ``errors`` (pure functions) -> ``data`` (file -> dataset ->
+batch) -> ``models`` (the networks, applying and saving them) -> ``train`` (the step, the loop,
+checkpoints, fine-tuning) -> ``evaluate`` (reconstruction, classification) -> ``experiments``
+(demo, decoder study, model card) -> ``cli``. ``configs`` holds the ml_collections configs.
 """
 
-from hsijax.checkpoint import load_model, save_model
-from hsijax.classifier import SpectralClassifier
+from hsijax.data.pipeline import TrainingSet
+from hsijax.data.scene import Scene, load_indian_pines
 from hsijax.errors import HsijaxError
-from hsijax.inference import encode, reconstruct
-from hsijax.model import Model, ModelConfig, create_model
-from hsijax.pretrained import load_pretrained
-from hsijax.scenes import Scene, load_indian_pines
+from hsijax.models.autoencoder import Model, ModelConfig, create_model
+from hsijax.models.classifier import SpectralClassifier
+from hsijax.models.inference import encode, reconstruct
+from hsijax.models.saved_model import load_model, load_pretrained, save_model
 from hsijax.spectral import DEFAULT_BUCKETS, bucket_for, crop, fit_normalization, pad_to_bucket
-from hsijax.train import TrainingSet, pretrain
+from hsijax.train.loop import pretrain
 
 __version__ = "0.1.0"
 

@@ -1,7 +1,8 @@
-"""The `hsijax` command. Each subcommand parses its flags and calls one library function.
+"""The `hsijax` command: each subcommand parses its flags and calls the library or an experiment.
 
 User errors (`HsijaxError`, and argparse's errors in flags) print one line on stderr and exit with
-status 2, without a traceback.
+status 2, without a traceback. Nothing is computed here: what a command does lives in the module it
+calls (the ``run_*`` functions below only turn flags into arguments and results into lines).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-
-import numpy as np
 
 from hsijax.errors import HsijaxError
 
@@ -26,173 +25,6 @@ class Parser(argparse.ArgumentParser):
 CHECKPOINT_HELP = "a pretraining workdir, one checkpoint step, or 'pretrained' (the weights shipped with hsijax)"
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def add_demo(subparsers) -> None:
-    from hsijax.demo import DemoSettings
-
-    defaults = DemoSettings()
-    demo = subparsers.add_parser(
-        "demo", help="pretrain briefly on Indian Pines (embedded) and compare both decoders"
-    )
-    demo.add_argument("--workdir", type=Path, default=defaults.workdir, help="where demo.json goes")
-    demo.add_argument("--steps", type=positive_int, default=defaults.steps)
-    demo.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
-    demo.add_argument("--code-width", type=positive_int, default=defaults.code_width)
-    demo.add_argument("--seed", type=int, default=defaults.seed)
-    demo.add_argument("--scene", action="append", default=[], metavar="NAME",
-                      help="also pretrain on this prepared or catalogued scene (repeatable)")
-    demo.add_argument("--data-dir", type=Path, default=defaults.data_dir)
-    demo.add_argument("--seeds", type=positive_int, default=defaults.seeds, help="classification seeds")
-    demo.add_argument("--classify-steps", type=positive_int, default=defaults.classify_steps)
-    demo.set_defaults(run=run_demo_command)
-
-
-def run_demo_command(args) -> str:
-    from hsijax.demo import DemoSettings, format_report, run_demo
-
-    settings = DemoSettings(
-        workdir=args.workdir,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        code_width=args.code_width,
-        seed=args.seed,
-        scenes=tuple(args.scene),
-        data_dir=args.data_dir,
-        seeds=args.seeds,
-        classify_steps=args.classify_steps,
-    )
-    report = run_demo(settings)
-    return format_report(report) + f"\nwrote {settings.workdir / 'report.md'}"
-
-
-def add_import(subparsers) -> None:
-    from hsijax.datasets import DEFAULT_DATA_DIR
-    from hsijax.readers import LAYOUTS
-
-    command = subparsers.add_parser(
-        "import", help="build a dataset from any scene file (.mat, ENVI .hdr, TIFF, .npy)"
-    )
-    command.add_argument("file", type=Path, help="the cube: .mat (v5 or v7.3), .hdr, .tif, .npy")
-    command.add_argument("--name", required=True, help="dataset name: lowercase, digits, _")
-    command.add_argument("--gt", type=Path, help="ground-truth label map (0 = unlabelled)")
-    command.add_argument("--key", help="variable holding the cube in a .mat file")
-    command.add_argument("--gt-key", help="variable holding the labels in a .mat file")
-    command.add_argument("--wavelengths", type=Path, help="band centres in nm (text, .npy, .mat, or an ENVI .hdr)")
-    command.add_argument("--shape", type=positive_int, nargs=2, metavar=("H", "W"),
-                         help="image size, for a bands x pixels matrix (column-major)")
-    command.add_argument("--layout", choices=LAYOUTS, default="auto",
-                         help="axis order of a 3-D cube; auto: band-first when the first axis is smallest")
-    command.add_argument("--sensor", default="unknown")
-    command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    command.set_defaults(run=run_import_command)
-
-
-def import_from_options(options: str, name: str, data_dir) -> Path:
-    """Import a scene from an `hsijax import` option string (as configs give them)."""
-    import shlex
-
-    args = build_parser().parse_args(["import", *shlex.split(options), "--name", name, "--data-dir", str(data_dir)])
-    return run_import_command(args)
-
-
-def run_import_command(args) -> Path:
-    from hsijax.datasets import build_dataset
-
-    scene = scene_from_file(args, args.name, args.sensor)
-    return build_dataset(scene, args.data_dir, source=str(args.file))
-
-
-def scene_from_file(args, name: str, sensor: str = "unknown"):
-    """A Scene from FILE and the import options (--gt, --key, --gt-key, --wavelengths, --shape, --layout)."""
-    from hsijax.readers import read_cube, read_labels, read_wavelengths
-    from hsijax.scenes import Scene
-
-    cube, wavelengths = read_cube(args.file, args.key, tuple(args.shape) if args.shape else None, args.layout)
-    if args.wavelengths is not None:
-        wavelengths = read_wavelengths(args.wavelengths)
-        if len(wavelengths) != cube.shape[-1]:
-            raise HsijaxError(f"{args.wavelengths}: {len(wavelengths)} wavelengths for {cube.shape[-1]} "
-                              f"bands of {args.file}")
-    labels = read_labels(args.gt, args.gt_key) if args.gt is not None else None
-    if labels is not None and labels.shape != cube.shape[:2]:
-        raise HsijaxError(
-            f"{args.gt}: ground truth shape {labels.shape} differs from the image's {cube.shape[:2]}"
-        )
-    return Scene(name, sensor, cube, labels, wavelengths)
-
-
-def add_prepare(subparsers) -> None:
-    from hsijax.catalog import SCENES
-    from hsijax.datasets import DEFAULT_DATA_DIR
-
-    command = subparsers.add_parser(
-        "prepare", help="build one of the catalogued scenes (download, or files in --manual-dir)"
-    )
-    command.add_argument("scene", choices=sorted(SCENES), metavar="SCENE",
-                         help=f"one of: {', '.join(sorted(SCENES))}")
-    command.add_argument("--manual-dir", type=Path, help="folder holding the scene's published files")
-    command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    command.set_defaults(run=run_prepare_command)
-
-
-def run_prepare_command(args) -> Path:
-    from hsijax.published import prepare_scene
-
-    return prepare_scene(args.scene, args.data_dir, args.manual_dir)
-
-
-def add_scene_input(command) -> None:
-    """--dataset NAME, or a FILE with the import options: how the evaluation commands take a scene."""
-    from hsijax.datasets import DEFAULT_DATA_DIR
-    from hsijax.readers import LAYOUTS
-
-    command.add_argument("file", type=Path, nargs="?", help="a scene file (as for hsijax import)")
-    command.add_argument("--dataset", help="a prepared (or catalogued) dataset name")
-    command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    command.add_argument("--gt", type=Path)
-    command.add_argument("--key")
-    command.add_argument("--gt-key")
-    command.add_argument("--wavelengths", type=Path)
-    command.add_argument("--shape", type=positive_int, nargs=2, metavar=("H", "W"))
-    command.add_argument("--layout", choices=LAYOUTS, default="auto")
-
-
-def scene_from_args(args):
-    """The Scene named by --dataset (prepared first if catalogued and missing) or read from FILE."""
-    if (args.dataset is None) == (args.file is None):
-        raise HsijaxError("give either --dataset NAME or a scene FILE")
-    if args.dataset:
-        from hsijax.datasets import load_dataset, read_scene
-        from hsijax.trainer import ensure_scene
-
-        return read_scene(load_dataset(ensure_scene(args.dataset, args.data_dir, {})))
-    from hsijax.datasets import check_scene_content
-
-    scene = scene_from_file(args, args.file.stem.lower())
-    check_scene_content(scene, str(args.file))  # NaN, overflow: named by the file, before any work
-    return scene
-
-
-def scene_source(args) -> str:
-    return f"dataset {args.dataset}" if args.dataset else str(args.file)
-
-
-def check_bands(scene, model, source: str) -> None:
-    """Refuse a scene with more bands than the model's largest bucket, naming it."""
-    from hsijax.spectral import bucket_for
-
-    try:
-        bucket_for(scene.cube.shape[-1], model.config.buckets)
-    except HsijaxError as error:
-        raise HsijaxError(f"{source}: {error}") from None
-
-
 def fraction(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
@@ -201,7 +33,7 @@ def fraction(text: str) -> float:
 
 
 def methods(text: str) -> tuple[str, ...]:
-    from hsijax.classify import METHODS
+    from hsijax.evaluate.classification import METHODS
 
     chosen = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in chosen if name not in METHODS]
@@ -221,8 +53,101 @@ def odd_windows(text: str) -> tuple[int, ...]:
     return windows
 
 
+def add_demo(subparsers) -> None:
+    from hsijax.data.loading import positive_int
+    from hsijax.experiments.demo import DemoSettings
+
+    defaults = DemoSettings()
+    demo = subparsers.add_parser(
+        "demo", help="pretrain briefly on Indian Pines (embedded) and compare both decoders"
+    )
+    demo.add_argument("--workdir", type=Path, default=defaults.workdir, help="where demo.json goes")
+    demo.add_argument("--steps", type=positive_int, default=defaults.steps)
+    demo.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    demo.add_argument("--code-width", type=positive_int, default=defaults.code_width)
+    demo.add_argument("--seed", type=int, default=defaults.seed)
+    demo.add_argument("--scene", action="append", default=[], metavar="NAME",
+                      help="also pretrain on this prepared or catalogued scene (repeatable)")
+    demo.add_argument("--data-dir", type=Path, default=defaults.data_dir)
+    demo.add_argument("--seeds", type=positive_int, default=defaults.seeds, help="classification seeds")
+    demo.add_argument("--classify-steps", type=positive_int, default=defaults.classify_steps)
+    demo.set_defaults(run=run_demo_command)
+
+
+def run_demo_command(args) -> str:
+    from hsijax.experiments.demo import DemoSettings, format_report, run_demo
+
+    settings = DemoSettings(workdir=args.workdir, steps=args.steps, batch_size=args.batch_size,
+                            code_width=args.code_width, seed=args.seed, scenes=tuple(args.scene),
+                            data_dir=args.data_dir, seeds=args.seeds, classify_steps=args.classify_steps)
+    report = run_demo(settings)
+    return format_report(report) + f"\nwrote {settings.workdir / 'report.md'}"
+
+
+def add_import(subparsers) -> None:
+    from hsijax.data.loading import add_file_options
+    from hsijax.data.storage import DEFAULT_DATA_DIR
+
+    command = subparsers.add_parser(
+        "import", help="build a dataset from any scene file (.mat, ENVI .hdr, TIFF, .npy)"
+    )
+    command.add_argument("file", type=Path, help="the cube: .mat (v5 or v7.3), .hdr, .tif, .npy")
+    command.add_argument("--name", required=True, help="dataset name: lowercase, digits, _")
+    add_file_options(command)
+    command.add_argument("--sensor", default="unknown")
+    command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    command.set_defaults(run=run_import_command)
+
+
+def run_import_command(args) -> Path:
+    from hsijax.data.loading import ImportOptions, import_scene
+
+    return import_scene(ImportOptions.from_args(args), args.name, args.data_dir)
+
+
+def add_prepare(subparsers) -> None:
+    from hsijax.data.catalog import SCENES
+    from hsijax.data.storage import DEFAULT_DATA_DIR
+
+    command = subparsers.add_parser(
+        "prepare", help="build one of the catalogued scenes (download, or files in --manual-dir)"
+    )
+    command.add_argument("scene", choices=sorted(SCENES), metavar="SCENE",
+                         help=f"one of: {', '.join(sorted(SCENES))}")
+    command.add_argument("--manual-dir", type=Path, help="folder holding the scene's published files")
+    command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    command.set_defaults(run=run_prepare_command)
+
+
+def run_prepare_command(args) -> Path:
+    from hsijax.data.builders import prepare_scene
+
+    return prepare_scene(args.scene, args.data_dir, args.manual_dir)
+
+
+def add_scene_input(command) -> None:
+    """--dataset NAME, or a FILE with the import options: how the evaluation commands take a scene."""
+    from hsijax.data.loading import add_file_options
+    from hsijax.data.storage import DEFAULT_DATA_DIR
+
+    command.add_argument("file", type=Path, nargs="?", help="a scene file (as for hsijax import)")
+    command.add_argument("--dataset", help="a prepared (or catalogued) dataset name")
+    command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    add_file_options(command)
+
+
+def scene_of(args):
+    """The scene of --dataset NAME or of a FILE (`hsijax.data.loading.scene_input`)."""
+    from hsijax.data.loading import ImportOptions, scene_input
+
+    if (args.dataset is None) == (args.file is None):
+        raise HsijaxError("give either --dataset NAME or a scene FILE")
+    return scene_input(args.dataset, ImportOptions.from_args(args) if args.file else None, args.data_dir)
+
+
 def add_classify(subparsers) -> None:
-    from hsijax.classify import METHODS, ClassifySettings
+    from hsijax.data.loading import positive_int
+    from hsijax.evaluate.classification import METHODS, ClassifySettings
 
     defaults = ClassifySettings()
     command = subparsers.add_parser(
@@ -239,7 +164,7 @@ def add_classify(subparsers) -> None:
     command.add_argument("--methods", type=methods, default=None,
                          help=f"comma-separated subset of {','.join(METHODS)} (default: {','.join(defaults.methods)}; "
                               "spatial_*: a pixel's neighbourhood of codes or spectra, SVM-classified, see "
-                              "hsijax.spatial)")
+                              "hsijax.evaluate.spatial)")
     command.add_argument("--windows", type=odd_windows, default=defaults.windows,
                          help="spatial_* only: the neighbourhood sizes that cross-validation on the training "
                               f"pixels chooses from (default: {','.join(map(str, defaults.windows))}; 1: one pixel)")
@@ -250,30 +175,11 @@ def add_classify(subparsers) -> None:
 
 
 def run_classify_command(args) -> str:
-    from hsijax.classify import (NEEDS_CHECKPOINT, ClassifySettings, classify_scene, format_classification,
-                                 print_progress)
-    from hsijax.files import check_output
-    from hsijax.splits import training_counts
+    from hsijax.evaluate.classification import ClassifySettings, classify_file, format_classification
 
-    check_output(args.out)
-    needing = [name for name in args.methods or () if name in NEEDS_CHECKPOINT]
-    if needing and not args.checkpoint:
-        raise HsijaxError(f"--methods {','.join(needing)} needs --checkpoint")
-    scene = scene_from_args(args)
-    where = args.dataset or args.gt or args.file
-    if scene.labels is None or not (scene.labels > 0).any():
-        raise HsijaxError(f"{where}: no labelled pixels to classify")
-    classes = np.unique(scene.labels[scene.labels > 0])
-    if len(classes) < 2:
-        raise HsijaxError(f"{where}: only class {classes[0]} is labelled; classification needs at least 2 classes")
-    try:
-        training_counts(scene.labels, args.fraction)  # every class must keep a pixel for testing
-    except HsijaxError as error:
-        raise HsijaxError(f"{where}: {error}") from None
-    settings = ClassifySettings(args.fraction, args.seeds, args.steps, checkpoint=args.checkpoint,
-                                validation_fraction=args.validation_fraction,
-                                methods=args.methods or ClassifySettings.methods, windows=args.windows)
-    report = classify_scene(scene, settings, args.out, progress=print_progress)
+    settings = ClassifySettings(args.fraction, args.seeds, args.steps, validation_fraction=args.validation_fraction,
+                                windows=args.windows)
+    report = classify_file(lambda: scene_of(args), settings, args.out, args.checkpoint, methods=args.methods)
     return format_classification(report) + f"\nwrote {args.out / 'metrics.json'}"
 
 
@@ -288,20 +194,10 @@ def add_reconstruct(subparsers) -> None:
 
 
 def run_reconstruct_command(args) -> str:
-    from hsijax.checkpoint import load_model
-    from hsijax.figures import reconstruction_figures
-    from hsijax.files import check_output, write_json_atomic
-    from hsijax.reconstruction import evaluate_reconstruction
+    from hsijax.evaluate.reconstruction import reconstruct_to
 
-    check_output(args.out)
-    model = load_model(args.checkpoint)
-    scene = scene_from_args(args)
-    check_bands(scene, model, scene_source(args))
-    metrics, original, recon = evaluate_reconstruction(model, scene)
-    reconstruction_figures(original, recon, np.asarray(metrics["per_band_psnr_db"]), scene.wavelengths_nm,
-                           scene.name, args.out)
-    write_json_atomic(args.out / "metrics.json", metrics)
-    return (f"{scene.name}: {metrics['bands']} bands, code width {metrics['code_width']}: "
+    metrics = reconstruct_to(args.checkpoint, lambda: scene_of(args), args.out)
+    return (f"{metrics['dataset']}: {metrics['bands']} bands, code width {metrics['code_width']}: "
             f"MPSNR {metrics['mpsnr_db']:.2f} dB, MSSIM {metrics['mssim']:.4f}\n"
             f"wrote {args.out / 'metrics.json'} and 3 figures")
 
@@ -316,28 +212,22 @@ def add_encode(subparsers) -> None:
 
 
 def run_encode_command(args) -> str:
-    from hsijax.checkpoint import load_model
-    from hsijax.encoding import encode_scene
-    from hsijax.files import check_output
+    from hsijax.evaluate.encode_scene import encode_to
 
-    check_output(args.output, "file")
-    model = load_model(args.checkpoint)
-    scene = scene_from_args(args)
-    check_bands(scene, model, scene_source(args))
-    path = encode_scene(model, scene, args.output, progress=not args.no_progress)
-    return f"wrote {path}: codes {scene.cube.shape[:2] + (model.config.code_width,)}"
-
-
-BUILTIN_CONFIGS = ("tiny", "local", "unseen", "poster", "shipped")
+    path, shape = encode_to(args.checkpoint, lambda: scene_of(args), args.output, progress=not args.no_progress)
+    return f"wrote {path}: codes {shape}"
 
 
 def add_pretrain(subparsers) -> None:
+    from hsijax.configs import PRETRAINING
+    from hsijax.data.loading import positive_int
+
     command = subparsers.add_parser(
         "pretrain", help="pretrain the shared autoencoder on several scenes (resumes in --workdir)",
         description="Flags after the known ones are ml_collections overrides: --config.train.steps=100",
     )
     command.add_argument("--config", required=True,
-                         help=f"a config file (hsijax/configs/NAME.py) or a built-in name: {BUILTIN_CONFIGS}")
+                         help=f"a config file (hsijax/configs/NAME.py) or a built-in name: {PRETRAINING}")
     command.add_argument("--workdir", type=Path, required=True, help="checkpoints, metrics, TensorBoard")
     command.add_argument("--no-progress", action="store_true", help="no progress bar")
     distributed = command.add_argument_group("multi-process (see launch/README.md)")
@@ -349,42 +239,15 @@ def add_pretrain(subparsers) -> None:
     command.set_defaults(run=run_pretrain_command, overrides=True)
 
 
-def load_config(path_or_name: str, overrides: list[str], builtins: tuple[str, ...] = BUILTIN_CONFIGS):
-    """The ml_collections config, with ``--config.FIELD=VALUE`` overrides applied (types checked)."""
-    from absl import flags
-    from ml_collections import config_flags
-
-    path = Path(path_or_name)
-    if path_or_name in builtins:
-        path = Path(__file__).parent / "configs" / f"{path_or_name}.py"
-    if not path.is_file():
-        raise HsijaxError(f"{path}: no such config file (or built-in name {builtins})")
-    flag_values = flags.FlagValues()
-    argv = ["hsijax", f"--config={path}", *overrides]
-    # sys_argv: ml_collections otherwise looks for the overrides in sys.argv, not in `overrides`
-    config_flags.DEFINE_config_file("config", str(path), flag_values=flag_values, lock_config=True,
-                                    sys_argv=argv)
-    try:
-        flag_values(argv)
-        return flag_values.config
-    except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as error:
-        while error.args and isinstance(error.args[0], KeyError):  # an unknown field, maybe wrapped
-            error = error.args[0]
-        if isinstance(error, KeyError):  # its text is a repr, with a "Did you mean" on a second line
-            text = "; ".join(line.strip() for line in str(error.args[0]).splitlines() if line.strip())
-            raise HsijaxError(f"{path}: unknown config field {text}") from None
-        raise HsijaxError(f"{path}: {' '.join(str(error).split())}") from None
-
-
-def run_pretrain_command(args) -> str:
+def run_pretrain_command(args) -> str | None:
     import jax
 
-    from hsijax.trainer import train
+    from hsijax.configs import load_config
+    from hsijax.train.loop import train
 
     if args.coordinator or args.distributed:
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-    config = load_config(args.config, args.overrides)
-    summary = train(config, args.workdir, progress=not args.no_progress)
+    summary = train(load_config(args.config, args.overrides), args.workdir, progress=not args.no_progress)
     lines = [f"steps {summary.resumed_from} -> {summary.steps} in {summary.seconds:.1f} s, "
              f"{summary.pixels_per_second:,.0f} pixels/s on {jax.device_count()} device(s)"]
     lines += [f"{name}: {value:.2f}" for name, value in sorted(summary.final_eval.items())]
@@ -404,36 +267,11 @@ def add_export(subparsers) -> None:
 
 
 def run_export_command(args) -> str:
-    from hsijax.checkpoint import load_model, newest_step_directory, save_model
-    from hsijax.files import check_output, write_text_atomic
+    from hsijax.experiments.model_card import export
 
-    check_output(args.output, "directory")
-    if args.output.exists():
-        raise HsijaxError(f"{args.output}: already exists; export writes a new folder")
-    if args.card:
-        check_output(args.card, "file")
-    for folder in args.classification:
-        if not (folder / "metrics.json").is_file():
-            raise HsijaxError(f"{folder}: no metrics.json (give the --out folder of hsijax classify)")
-    step = newest_step_directory(args.checkpoint)
-    if args.card and not (step / "train_config").is_dir():
-        raise HsijaxError(f"{step}: no training record for a model card; give the pretraining workdir")
-    model = load_model(step)
-    path = save_model(model, args.output)
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    model, path, size, card = export(args.checkpoint, args.output, args.card, args.classification)
     lines = [f"wrote {path}: code width {model.config.code_width}, {model.config.decoder} decoder, {size / 1e6:.2f} MB"]
-    if args.card:
-        import shutil
-
-        from hsijax.model_card import read_reports, render
-
-        try:
-            card = render(model, step.parents[1], step, read_reports(args.classification), size, path)
-        except BaseException:
-            shutil.rmtree(path)  # the model and its card appear together or not at all
-            raise
-        lines.append(f"wrote {write_text_atomic(args.card, card)}")
-    return "\n".join(lines)
+    return "\n".join(lines + ([f"wrote {card}"] if card else []))
 
 
 def add_study(subparsers) -> None:
@@ -451,20 +289,20 @@ def add_study(subparsers) -> None:
 
 
 def run_study_command(args) -> str:
+    from hsijax.configs import STUDY, load_config
+    from hsijax.experiments.study import run_study
+    from hsijax.experiments.study_report import write_report
     from hsijax.files import check_output
-    from hsijax.study import run_study
-    from hsijax.study_report import write_report
 
-    config = load_config(args.config, args.overrides, builtins=("study",))
-    if args.report_only:
-        report = check_output(args.report or args.workdir / "report", "directory")
-        path = write_report(config, check_output(args.workdir, "directory"), report)
-    else:
-        path = run_study(config, args.workdir, args.report, progress=not args.no_progress)
-    return f"wrote {path}"
+    config = load_config(args.config, args.overrides, builtins=STUDY)
+    workdir = check_output(args.workdir, "directory")
+    report = check_output(args.report or args.workdir / "report", "directory")
+    if not args.report_only:
+        run_study(config, workdir, progress=not args.no_progress)
+    return f"wrote {write_report(config, workdir, report)}"
 
 
-def quiet_tfds() -> None:
+def quiet_libraries() -> None:
     """TFDS logs every step at INFO; keep warnings, and its progress bars only on a terminal."""
     import absl.logging
     import tensorflow_datasets as tfds
@@ -483,15 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hsijax", description="A shared encoder for hyperspectral images from any sensor."
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    add_demo(subparsers)
-    add_import(subparsers)
-    add_prepare(subparsers)
-    add_pretrain(subparsers)
-    add_classify(subparsers)
-    add_reconstruct(subparsers)
-    add_encode(subparsers)
-    add_export(subparsers)
-    add_study(subparsers)
+    for add in (add_demo, add_import, add_prepare, add_pretrain, add_classify, add_reconstruct, add_encode,
+                add_export, add_study):
+        add(subparsers)
     return parser
 
 
@@ -501,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = unknown  # ml_collections --config.FIELD=VALUE flags
     elif unknown:
         build_parser().parse_args(argv)  # let argparse report the unknown flags
-    if args.command in ("import", "prepare", "pretrain", "classify", "reconstruct", "encode", "export", "study"):
-        quiet_tfds()
+    if args.command != "demo":
+        quiet_libraries()
     try:
         result = args.run(args)
         if result is not None:

@@ -58,6 +58,14 @@ def bucket_for(band_count: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> int
     return fitting[0]
 
 
+def check_band_count(band_count: int, buckets: Sequence[int], where: str) -> int:
+    """`bucket_for`, with a refusal that names ``where`` the bands come from (a file, a scene)."""
+    try:
+        return bucket_for(band_count, buckets)
+    except HsijaxError as error:
+        raise HsijaxError(f"{where}: {error}") from None
+
+
 def reflect_indices(band_count, length: int, xp=np):
     """Index of the real band that each of ``length`` padded positions copies.
 

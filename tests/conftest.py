@@ -79,10 +79,10 @@ def pretrain(workdir: Path, data_dir: Path, devices: int = 1, *extra: str) -> su
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     """A TFDS data dir holding Indian Pines, prepared from the tensorly wheel (no network)."""
-    from hsijax.published import prepare_scene
+    from hsijax.data.builders import prepare_scene
 
     folder = tmp_path_factory.mktemp("tfds")
-    with mock.patch("hsijax.published.server_reachable", return_value=False):
+    with mock.patch("hsijax.data.builders.server_reachable", return_value=False):
         prepare_scene("indian_pines", folder)
     return folder
 

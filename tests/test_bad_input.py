@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.io
+from hsijax_testing.writers import write_mat_v5
 
 from hsijax import create_model, save_model
 from hsijax.cli import main
-from hsijax.writers import write_mat_v5
 
 DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 rng = np.random.default_rng(0)

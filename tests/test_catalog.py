@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import scipy.io
 
-from hsijax.catalog import SCENES
-from hsijax.published import _merge_labels, builder_class
-from hsijax.readers import read_labels
-from hsijax.scenes import load_indian_pines
+from hsijax.data.builders import _merge_labels, builder_class
+from hsijax.data.catalog import SCENES
+from hsijax.data.readers import read_labels
+from hsijax.data.scene import load_indian_pines
 
 
 @pytest.mark.parametrize("name", sorted(SCENES))

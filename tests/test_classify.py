@@ -9,15 +9,16 @@ import jax
 import numpy as np
 import pytest
 
-from hsijax.checkpoint import load_model
-from hsijax.classifier import SpectralClassifier, fine_tune, predict
-from hsijax.classify import ClassifySettings, run_method
 from hsijax.cli import main
+from hsijax.data.scene import load_indian_pines
 from hsijax.errors import HsijaxError
-from hsijax.model import ModelConfig
-from hsijax.scenes import load_indian_pines
+from hsijax.evaluate.classification import ClassifySettings, run_method
+from hsijax.evaluate.splits import stratified_split
+from hsijax.models.autoencoder import ModelConfig
+from hsijax.models.classifier import SpectralClassifier, predict
+from hsijax.models.saved_model import load_model
 from hsijax.spectral import fit_normalization, pad_to_bucket
-from hsijax.splits import stratified_split
+from hsijax.train.fine_tune import fine_tune
 
 
 def test_from_pretrained_takes_the_checkpoints_encoder(reference, monkeypatch):
@@ -114,3 +115,24 @@ def test_test_labels_never_change_what_the_networks_learn():
             for given in (labels, scrambled)]
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     assert runs[0][1] == runs[1][1] and runs[0][1] in (5, 10, 15, 20)
+
+
+def test_a_model_with_its_own_buckets_classifies_with_them(tmp_path, capsys):
+    """600 bands are beyond the default buckets (512 at most) but within this model's 1024: the
+    networks pad with the checkpoint's buckets (before: the defaults, and 600 bands were refused)."""
+    from hsijax import create_model, save_model
+
+    save_model(create_model(4, widths=(8,), buckets=(1024,)), tmp_path / "model")
+    rng = np.random.default_rng(0)
+    labels = np.repeat([1, 2], 50).reshape(10, 10)
+    cube = (rng.random((10, 10, 600)) + labels[..., None] * np.linspace(0, 1, 600)).astype(np.float32)
+    np.save(tmp_path / "cube.npy", cube)
+    np.save(tmp_path / "gt.npy", labels)
+    code, _, err = run(capsys, tmp_path / "cube.npy", "--gt", tmp_path / "gt.npy", "--checkpoint", tmp_path / "model",
+                       "--fraction", 0.2, "--seeds", 1, "--steps", 4, "--methods", "pretrained,scratch",
+                       "--out", tmp_path / "out")
+    assert code == 0, err
+    assert set(json.loads((tmp_path / "out" / "metrics.json").read_text())["methods"]) == {"pretrained", "scratch"}
+    code, _, err = run(capsys, tmp_path / "cube.npy", "--gt", tmp_path / "gt.npy", "--fraction", 0.2,
+                       "--out", tmp_path / "default")
+    assert code == 2 and "band count 600 is above the largest bucket (512)" in err and "cube.npy" in err

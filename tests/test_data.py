@@ -7,10 +7,10 @@ import collections
 import numpy as np
 import pytest
 
-from hsijax.data import make_pipeline, mixing_weights, split_held_out
-from hsijax.datasets import build_dataset, load_dataset
+from hsijax.data.pipeline import make_pipeline, mixing_weights, split_held_out
+from hsijax.data.scene import Scene
+from hsijax.data.storage import build_dataset, load_dataset
 from hsijax.errors import HsijaxError
-from hsijax.scenes import Scene
 from hsijax.spectral import bucket_for
 
 # (name, height, width, bands): two scenes share the 128 bucket, one is in 256, one in 64.

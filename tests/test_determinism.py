@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-
 from conftest import small_pretraining
-from hsijax.checkpoint import load_model
-from hsijax.classify import ClassifySettings, run_classification
-from hsijax.observe import read_metrics
+
+from hsijax.evaluate.classification import ClassifySettings, run_classification
+from hsijax.models.saved_model import load_model
+from hsijax.train.metrics_log import read_metrics
 
 
 def test_pretraining_twice_gives_identical_parameters(tmp_path, small_run):

@@ -8,9 +8,8 @@ import numpy as np
 
 import hsijax
 from hsijax.cli import main
-from hsijax.metrics import mpsnr
-from hsijax.reconstruction import per_band_ssim
-from hsijax.scenes import load_indian_pines
+from hsijax.data.scene import load_indian_pines
+from hsijax.metrics import mpsnr, per_band_ssim
 from hsijax.spectral import fit_normalization
 
 

@@ -14,7 +14,7 @@ import tifffile
 from conftest import environment
 
 from benchmarks.shared_scenes import REAL_SCENES  # every image in ../shared/data
-from hsijax.datasets import load_dataset, read_scene
+from hsijax.data.storage import load_dataset, read_scene
 
 rng = np.random.default_rng(0)
 CUBE = rng.integers(0, 4000, size=(16, 14, 12)).astype(np.uint16)  # (H, W, b)
@@ -176,9 +176,9 @@ def test_real_scene_imports_with_the_published_shape(shared_data, tmp_path, caps
 
 
 def test_real_envi_header_wavelengths_are_read(shared_data):
-    from hsijax.readers import read_wavelengths
-
     import spectral.io.envi as envi
+
+    from hsijax.data.readers import read_wavelengths
 
     header = envi.read_envi_header(str(shared_data / "Samson" / "samson_1.img.hdr"))
     assert len(header["wavelength"]) == 156

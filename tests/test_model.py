@@ -10,9 +10,9 @@ from conftest import POSTER_BAND_COUNTS
 
 import hsijax
 from hsijax import HsijaxError, create_model
-from hsijax.model import ModelConfig
+from hsijax.models.autoencoder import ModelConfig
 from hsijax.spectral import make_batch
-from hsijax.train import loss_fn
+from hsijax.train.step import loss_fn
 
 CODE_WIDTHS = (8, 16, 32)
 DECODERS = ("faithful", "conditioned")

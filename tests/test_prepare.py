@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hsijax_testing import writers
 
-from hsijax import writers
 from hsijax.cli import main
-from hsijax.datasets import load_dataset
+from hsijax.data.storage import load_dataset
+from hsijax.errors import HsijaxError
 
 DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 
@@ -42,7 +43,7 @@ def test_prepare_from_a_manual_directory_prints_the_dataset(tmp_path, capsys):
 
 
 def test_indian_pines_falls_back_to_the_embedded_copy(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("hsijax.published.server_reachable", lambda url: False)  # offline
+    monkeypatch.setattr("hsijax.data.builders.server_reachable", lambda url: False)  # offline
     code, out, err = prepare(capsys, "indian_pines", "--data-dir", tmp_path / "data")
     assert code == 0, err
     meta = load_dataset(out.strip()).metadata
@@ -103,3 +104,24 @@ def test_bad_published_files_are_one_clear_error(tmp_path, capsys, case):
 def test_a_manual_directory_that_does_not_exist(tmp_path, capsys):
     code, _, err = prepare(capsys, "ksc", "--manual-dir", tmp_path / "nope", "--data-dir", tmp_path)
     assert code == 2 and "nope: the manual directory does not exist" in err
+
+
+def test_any_tensorly_release_carrying_indian_pines_will_do():
+    """The embedded scene needs tensorly only as a data carrier: 0.9 and 0.10 carry the same files, so
+    hsijax does not pin one release on a user's environment (before: tensorly==0.10.0)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    tensorly = next(Requirement(r) for r in project["dependencies"] if r.startswith("tensorly"))
+    assert {"0.9.0", "0.10.0"} <= set(tensorly.specifier.filter(["0.8.1", "0.9.0", "0.10.0"]))
+
+
+def test_a_changed_indian_pines_file_is_refused(monkeypatch):
+    """What a future tensorly might ship instead is checked by SHA-256, never read as Indian Pines."""
+    from hsijax.data import scene
+
+    monkeypatch.setitem(scene.INDIAN_PINES_FILES, "Indian_pines_gt.npy", "0" * 64)
+    with pytest.raises(HsijaxError, match=r"Indian_pines_gt.npy: not the Indian Pines file .*SHA-256 .*pip install"):
+        scene.load_indian_pines()

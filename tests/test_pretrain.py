@@ -15,11 +15,11 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-
 from conftest import environment, pretrain, pretrain_command
-from hsijax.checkpoint import load_model
-from hsijax.model import init_variables
-from hsijax.observe import read_metrics
+
+from hsijax.models.autoencoder import init_variables
+from hsijax.models.saved_model import load_model
+from hsijax.train.metrics_log import read_metrics
 
 # Different device counts sum the per-device gradient means in a different order, so parameters
 # differ by float32 rounding, which training then amplifies: where two bands are nearly tied the
@@ -112,11 +112,13 @@ def test_a_run_can_start_from_a_saved_model(tmp_path, data_dir, reference):
     assert max(float(np.abs(a - f).max()) for a, f in zip(started, fresh)) > 0.01
 
 
-def test_starting_from_a_model_of_another_configuration_is_refused(tmp_path, data_dir):
-    result = subprocess.run(pretrain_command(tmp_path, data_dir, "--config.init_from=pretrained"),
-                            env=environment(1), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and "init_from=pretrained: a model of another configuration" in result.stderr
-    assert not list(tmp_path.glob("checkpoints/*"))
+def test_a_built_in_config_starts_from_the_shipped_weights_and_says_what_it_overrules(tmp_path, data_dir):
+    """`tiny` describes a smaller conditioned model; with init_from the network is the saved one, and
+    one line names each config.model field the weights overrule (before: refused)."""
+    result = pretrain(tmp_path, data_dir, 1, "--config.init_from=pretrained", "--config.train.steps=2")
+    lines = [line for line in result.stderr.splitlines() if "config.init_from=pretrained" in line]
+    assert len(lines) == 1 and "code_width 8 -> 16" in lines[0] and "decoder conditioned -> faithful" in lines[0]
+    assert load_model(tmp_path).config == load_model("pretrained").config
 
 
 PLAIN_ORBAX = """
@@ -139,6 +141,12 @@ def test_plain_orbax_restores_the_arrays_without_hsijax(reference):
     restored = json.loads(result.stdout.strip().splitlines()[-1])
     assert restored["step"] == 40 and restored["code_width"] == 8
     assert restored["leaves"] == len(params_of(reference))
+
+
+def test_the_poster_config_trains_the_posters_decoder():
+    from hsijax.configs import load_config
+
+    assert load_config("poster").model.decoder == "faithful"
 
 
 @pytest.mark.parametrize("args, message", [

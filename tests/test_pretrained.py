@@ -18,8 +18,8 @@ from conftest import REPO, environment
 
 import hsijax
 from hsijax.cli import main
-from hsijax.pretrained import MODEL_CARD, WEIGHTS
-from hsijax.reconstruction import evaluate_reconstruction
+from hsijax.evaluate.reconstruction import evaluate_reconstruction
+from hsijax.models.saved_model import MODEL_CARD, WEIGHTS
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_export_writes_a_model_card_from_the_run_records(small_run, tmp_path, ca
 
 
 def test_the_cards_classification_section_says_what_each_method_is():
-    from hsijax.model_card import classification_section
+    from hsijax.experiments.model_card import classification_section
 
     scores = {key: {"mean": 0.5, "std": 0.01} for key in ("oa", "aa", "kappa")}
     report = {"dataset": "indian_pines", "fraction": 0.05, "train_pixels": 505, "seeds": 5,

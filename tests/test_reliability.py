@@ -19,13 +19,14 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-
 from conftest import SMALL_PRETRAINING, environment, pretrain_command
+
 from hsijax import HsijaxError, load_model
-from hsijax.checkpoint import checkpoint_manager, restore_on_this_machine
 from hsijax.cli import main
-from hsijax.datasets import load_dataset, read_scene
-from hsijax.observe import read_metrics
+from hsijax.data.storage import load_dataset, read_scene
+from hsijax.models.saved_model import restore_on_this_machine
+from hsijax.train.checkpoint import checkpoint_manager
+from hsijax.train.metrics_log import read_metrics
 
 DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 ORBAX_TMP = ".orbax-checkpoint-tmp"  # Orbax writes STEP.orbax-checkpoint-tmp, renamed to STEP when complete
@@ -246,6 +247,21 @@ def small_dataset(root: Path) -> Path:
     np.save(root / "small.npy", cube)
     assert main(["import", str(root / "small.npy"), "--name", "small", "--data-dir", str(root / "data")]) == 0
     return root / "data" / "small" / "1.0.0"
+
+
+def test_resuming_with_another_training_config_is_refused_naming_the_fields(tmp_path, capsys, small_run):
+    """Steps and batch size changed on a resume: one line naming both, nothing written (before: the run
+    went on silently with another schedule and another pipeline). Logging intervals may change."""
+    work = tmp_path / "work"
+    shutil.copytree(small_run / "work", work)
+    before = sorted(p.name for p in (work / "checkpoints").iterdir())
+    command = ["pretrain", *SMALL_PRETRAINING, "--workdir", str(work), f"--config.data.data_dir={small_run / 'data'}"]
+    assert main([*command, "--config.train.steps=4", "--config.train.batch_size=4"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "another training config" in error, error
+    assert "train.steps 2 saved, 4 now" in error and "train.batch_size 8 saved, 4 now" in error
+    assert sorted(p.name for p in (work / "checkpoints").iterdir()) == before
+    assert main([*command, "--config.train.log_every=1"]) == 0  # how often it logs is not what it computes
 
 
 @pytest.mark.parametrize("damage", [truncate, garble], ids=["truncated", "garbled"])

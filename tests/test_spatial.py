@@ -1,4 +1,4 @@
-"""The spatial variant (`hsijax.spatial`, classify's ``spatial_*`` methods)."""
+"""The spatial variant (`hsijax.evaluate.spatial`, classify's ``spatial_*`` methods)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from hsijax.classify import ClassifySettings, run_classification, run_spatial_method
 from hsijax.errors import HsijaxError
-from hsijax.spatial import features_by_window, neighbourhood_features
-from hsijax.splits import stratified_split
+from hsijax.evaluate.classification import ClassifySettings, run_classification, run_spatial_method
+from hsijax.evaluate.spatial import features_by_window, neighbourhood_features
+from hsijax.evaluate.splits import stratified_split
 
 
 def standardised(columns: np.ndarray) -> np.ndarray:

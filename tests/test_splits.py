@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hsijax.data.readers import read_labels
+from hsijax.data.scene import load_indian_pines
 from hsijax.errors import HsijaxError
-from hsijax.readers import read_labels
-from hsijax.scenes import load_indian_pines
-from hsijax.scores import classification_scores, mean_and_std
-from hsijax.splits import stratified_split, training_counts, validation_split
+from hsijax.evaluate.splits import stratified_split, training_counts, validation_split
+from hsijax.metrics import classification_scores, mean_and_std
 
 # The poster's per-class training pixels for Indian Pines (classes 1..16).
 POSTER_INDIAN_PINES = {

@@ -16,8 +16,8 @@ import pytest
 
 from hsijax.cli import main
 from hsijax.configs import study as study_config
-from hsijax.observe import read_metrics
-from hsijax.study import Cell, cells, pretrain_config
+from hsijax.experiments.study import Cell, cells, pretrain_config
+from hsijax.train.metrics_log import read_metrics
 
 CONFIG = """
 from hsijax.configs import study, tiny

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hsijax import TrainingSet, create_model, fit_normalization, load_indian_pines, pretrain, reconstruct
-from hsijax.demo import split_pixels
+from hsijax.data.pipeline import split_held_out
 
 
 @pytest.fixture(scope="module")
@@ -15,20 +15,22 @@ def indian_pines():
     scene = load_indian_pines()
     assert scene.cube.shape == (145, 145, 200) and int((scene.labels > 0).sum()) == 10249
     pixels = fit_normalization(scene.cube).apply(scene.cube.reshape(-1, 200))
-    training, held_out = split_pixels(pixels, 1000, seed=0)
+    train, held = split_held_out(pixels, 1000, seed=0)
+    training, held_out = pixels[train], pixels[held]
     return scene, training, held_out
 
 
 @pytest.mark.slow
 def test_conditioned_training_beats_the_mean_spectrum_on_held_out_pixels(indian_pines):
     """Margins: the loss falls at least 20x from the first step, and the held-out MSE is under
-    half that of the best constant prediction (the training mean spectrum). Measured: 0.25 -> 8.6e-4
-    and 8.4e-4 vs 2.6e-3 (200 steps of 64; after 100 steps it is still at the mean spectrum's)."""
+    half that of the best constant prediction (the training mean spectrum). Measured: 0.26 -> 3.1e-4
+    and 3.2e-4 vs 2.6e-3 (300 steps of 64). The network leaves the mean spectrum between 100 and 300
+    steps, when depends on the batches: after 200 steps the ratio is 0.52, 0.40, 0.29 for seeds 0-2."""
     scene, training, held_out = indian_pines
     run = pretrain(
         create_model(16, "conditioned", seed=0),
         [TrainingSet(scene.name, training, scene.wavelengths_nm)],
-        steps=200,
+        steps=300,
         batch_size=64,
         progress=False,
     )

@@ -1,11 +1,11 @@
 """Botswana, Okavango Delta (EO-1 Hyperion): TFDS builder, one example per pixel. Source, licence, citation: README.md.
 
 ``tfds build datasets/botswana`` and ``hsijax prepare botswana`` build the same dataset; the work is
-done by `hsijax.published.PublishedSceneBuilder` from the catalogue entry `hsijax.catalog.SCENES["botswana"]`.
+done by `hsijax.data.builders.PublishedSceneBuilder` from the catalogue entry `hsijax.data.catalog.SCENES["botswana"]`.
 """
 
-from hsijax.catalog import SCENES
-from hsijax.published import PublishedSceneBuilder
+from hsijax.data.builders import PublishedSceneBuilder
+from hsijax.data.catalog import SCENES
 
 
 class Builder(PublishedSceneBuilder):

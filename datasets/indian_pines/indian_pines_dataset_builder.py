@@ -1,11 +1,11 @@
 """Indian Pines (AVIRIS, corrected): TFDS builder, one example per pixel. Source, licence, citation: README.md.
 
 ``tfds build datasets/indian_pines`` and ``hsijax prepare indian_pines`` build the same dataset; the work is
-done by `hsijax.published.IndianPinesBuilder` from the catalogue entry `hsijax.catalog.SCENES["indian_pines"]`.
+done by `hsijax.data.builders.IndianPinesBuilder` from the catalogue entry `hsijax.data.catalog.SCENES["indian_pines"]`.
 """
 
-from hsijax.catalog import SCENES
-from hsijax.published import IndianPinesBuilder
+from hsijax.data.builders import IndianPinesBuilder
+from hsijax.data.catalog import SCENES
 
 
 class Builder(IndianPinesBuilder):

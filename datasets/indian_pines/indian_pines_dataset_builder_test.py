@@ -3,9 +3,8 @@
 from unittest import mock
 
 import tensorflow_datasets as tfds
-
-from hsijax.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
-from hsijax import testing
+from hsijax_testing import builder_testing as testing
+from hsijax_testing.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
 
 from . import indian_pines_dataset_builder
 
@@ -15,7 +14,7 @@ class IndianPinesTest(testing.SceneBuilderTestCase):
     SPLITS = {"train": DUMMY_HEIGHT * DUMMY_WIDTH}
 
     def test_missing_files_name_the_expected_files(self):
-        """Indian Pines instead falls back to the tensorly==0.10.0 wheel: the whole real scene."""
+        """Indian Pines instead falls back to the tensorly wheel: the whole real scene."""
         empty = self.tmp_dir / "empty_manual_dir"
         empty.mkdir()
         builder = self._builder()

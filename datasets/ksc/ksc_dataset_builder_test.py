@@ -1,7 +1,7 @@
 """ksc builder test over dummy_data/ (small files in the published files' format)."""
 
-from hsijax.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
-from hsijax import testing
+from hsijax_testing import builder_testing as testing
+from hsijax_testing.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
 
 from . import ksc_dataset_builder
 

@@ -1,11 +1,11 @@
 """Salinas Valley (AVIRIS, corrected): TFDS builder, one example per pixel. Source, licence, citation: README.md.
 
 ``tfds build datasets/salinas`` and ``hsijax prepare salinas`` build the same dataset; the work is
-done by `hsijax.published.PublishedSceneBuilder` from the catalogue entry `hsijax.catalog.SCENES["salinas"]`.
+done by `hsijax.data.builders.PublishedSceneBuilder` from the catalogue entry `hsijax.data.catalog.SCENES["salinas"]`.
 """
 
-from hsijax.catalog import SCENES
-from hsijax.published import PublishedSceneBuilder
+from hsijax.data.builders import PublishedSceneBuilder
+from hsijax.data.catalog import SCENES
 
 
 class Builder(PublishedSceneBuilder):

@@ -1,11 +1,11 @@
 """Washington DC Mall (HYDICE): TFDS builder, one example per pixel. Source, licence, citation: README.md.
 
 ``tfds build datasets/washington_dc`` and ``hsijax prepare washington_dc`` build the same dataset; the work is
-done by `hsijax.published.PublishedSceneBuilder` from the catalogue entry `hsijax.catalog.SCENES["washington_dc"]`.
+done by `hsijax.data.builders.PublishedSceneBuilder` from the catalogue entry `hsijax.data.catalog.SCENES["washington_dc"]`.
 """
 
-from hsijax.catalog import SCENES
-from hsijax.published import PublishedSceneBuilder
+from hsijax.data.builders import PublishedSceneBuilder
+from hsijax.data.catalog import SCENES
 
 
 class Builder(PublishedSceneBuilder):

@@ -1,11 +1,11 @@
 """WHU-Hi-HanChuan (Headwall Nano-Hyperspec, UAV): TFDS builder, one example per pixel. Source, licence, citation: README.md.
 
 ``tfds build datasets/whu_hi_hanchuan`` and ``hsijax prepare whu_hi_hanchuan`` build the same dataset; the work is
-done by `hsijax.published.PublishedSceneBuilder` from the catalogue entry `hsijax.catalog.SCENES["whu_hi_hanchuan"]`.
+done by `hsijax.data.builders.PublishedSceneBuilder` from the catalogue entry `hsijax.data.catalog.SCENES["whu_hi_hanchuan"]`.
 """
 
-from hsijax.catalog import SCENES
-from hsijax.published import PublishedSceneBuilder
+from hsijax.data.builders import PublishedSceneBuilder
+from hsijax.data.catalog import SCENES
 
 
 class Builder(PublishedSceneBuilder):

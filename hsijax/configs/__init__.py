@@ -1,5 +1,43 @@
-"""Pretraining configurations (ml_collections). Each file's docstring holds the command that runs it.
+"""Configurations (ml_collections). Each file's docstring holds the command that runs it.
 
-`base.get_config` holds every field with its default; `tiny`, `local` and `poster` change sizes and
-scenes. Any field can be overridden on the command line: ``--config.train.steps=100``.
+`base.get_config` holds every pretraining field with its default; `tiny`, `local`, `unseen`,
+`shipped` and `poster` change sizes, scenes and the model; `study` configures the decoder study.
+`load_config` reads a file or a built-in name and applies ``--config.FIELD=VALUE`` overrides.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hsijax.errors import HsijaxError
+
+PRETRAINING = ("tiny", "local", "unseen", "poster", "shipped")  # built-in names `hsijax pretrain` takes
+STUDY = ("study",)
+
+
+def load_config(path_or_name: str, overrides: list[str] = (), builtins: tuple[str, ...] = PRETRAINING):
+    """The ml_collections config of a file or a built-in name, with ``--config.FIELD=VALUE``
+    overrides applied (unknown fields and wrong types are one `HsijaxError`)."""
+    from absl import flags
+    from ml_collections import config_flags
+
+    path = Path(path_or_name)
+    if path_or_name in builtins:
+        path = Path(__file__).parent / f"{path_or_name}.py"
+    if not path.is_file():
+        raise HsijaxError(f"{path}: no such config file (or built-in name {builtins})")
+    flag_values = flags.FlagValues()
+    argv = ["hsijax", f"--config={path}", *overrides]
+    # sys_argv: ml_collections otherwise looks for the overrides in sys.argv, not in `overrides`
+    config_flags.DEFINE_config_file("config", str(path), flag_values=flag_values, lock_config=True,
+                                    sys_argv=argv)
+    try:
+        flag_values(argv)
+        return flag_values.config
+    except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as error:
+        while error.args and isinstance(error.args[0], KeyError):  # an unknown field, maybe wrapped
+            error = error.args[0]
+        if isinstance(error, KeyError):  # its text is a repr, with a "Did you mean" on a second line
+            text = "; ".join(line.strip() for line in str(error.args[0]).splitlines() if line.strip())
+            raise HsijaxError(f"{path}: unknown config field {text}") from None
+        raise HsijaxError(f"{path}: {' '.join(str(error).split())}") from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from hsijax.model import ModelConfig
+from hsijax.models.autoencoder import ModelConfig
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -6,12 +6,13 @@
     (or the whole thing with launch/tpu_pretrain.py, see launch/README.md)
 """
 
-from hsijax.catalog import SCENES
 from hsijax.configs import base
+from hsijax.data.catalog import SCENES
 
 
 def get_config():
     config = base.get_config()
+    config.model.decoder = "faithful"  # the poster's decoder (base.py's default is the conditioned one)
     config.data.scenes = ",".join(sorted(SCENES))
     config.data.mixing = "uniform"  # Xiong'an alone has more pixels than the other eleven together
     config.data.held_out_pixels = 4096

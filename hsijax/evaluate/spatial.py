@@ -1,6 +1,6 @@
 """The spatial variant: classify a pixel from its neighbourhood, reported as its own method.
 
-The poster's classifier (``pretrained``, ``scratch`` and ``svm`` in `hsijax.classify`) sees one
+The poster's classifier (``pretrained``, ``scratch`` and ``svm`` in `hsijax.evaluate.classification`) sees one
 pixel's spectrum. Land-cover classes come in fields, so a pixel's neighbours say much about it; the
 spatial methods describe each pixel by its own features beside their mean over a w x w window
 (reflected at the image border) and classify that with an RBF SVM:
@@ -10,7 +10,7 @@ spatial methods describe each pixel by its own features beside their mean over a
   encoder, so the pair isolates what the codes add or lose.
 
 The window and the SVM's C and gamma are chosen together by cross-validation on the training
-pixels (`hsijax.classify.fit_spatial_svm`); no test pixel chooses anything. One caveat, common to
+pixels (`hsijax.evaluate.classification.fit_spatial_svm`); no test pixel chooses anything. One caveat, common to
 every neighbourhood method on these benchmarks: a test pixel next to a training pixel shares part of
 its window, so spatial scores are optimistic next to spectral ones and must never replace them.
 """

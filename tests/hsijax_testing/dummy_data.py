@@ -3,7 +3,7 @@
 The builder tests read these through exactly the code path real files take, so each file keeps the
 published file's name, MATLAB variable, MATLAB version (v5 or HDF5-based v7.3), dtype and
 orientation; only the image is tiny and the values random. Regenerate every scene's files with
-``python -m hsijax.dummy_data datasets`` (deterministic for a seed).
+``PYTHONPATH=tests python -m hsijax_testing.dummy_data datasets`` (deterministic for a seed).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hsijax import writers
-from hsijax.catalog import SCENES, SceneFile, SceneSpec
+from hsijax.data.catalog import SCENES, SceneFile, SceneSpec
+from hsijax_testing import writers
 
 DUMMY_HEIGHT, DUMMY_WIDTH = 6, 5
 _VALUE_RANGES = {"uint16": (0, 9000), "int16": (-50, 8000), "float32": (0.0, 1.0), "float64": (0.0, 1.0)}

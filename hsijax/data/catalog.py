@@ -1,8 +1,8 @@
 """The poster's twelve scenes: where their files are published, in what format, and what they hold.
 
-One `SceneSpec` per scene is the single source of truth for its TFDS builder (`hsijax.published`),
+One `SceneSpec` per scene is the single source of truth for its TFDS builder (`hsijax.data.builders`),
 for the expected-files message of a manual download, and for the dummy data the builder tests use
-(`hsijax.dummy_data`), which must be small files in the *real* format of the published ones.
+(`hsijax_testing.dummy_data`), which must be small files in the *real* format of the published ones.
 
 Facts that could not be confirmed from an official page are marked in ``notes``; see each
 ``datasets/<name>/README.md`` for sources.
@@ -14,8 +14,8 @@ import dataclasses
 
 import numpy as np
 
-from hsijax import wavelengths as wl
-from hsijax.scenes import INDIAN_PINES_CLASSES, INDIAN_PINES_REMOVED_BANDS
+from hsijax.data import wavelengths as wl
+from hsijax.data.scene import INDIAN_PINES_CLASSES, INDIAN_PINES_REMOVED_BANDS
 
 EHU = "http://www.ehu.eus/ccwintco/uploads"
 EHU_PAGE = "https://www.ehu.eus/ccwintco/index.php/Hyperspectral_Remote_Sensing_Scenes"
@@ -138,7 +138,7 @@ _register(SceneSpec(
              "June 12, 1992 Indian Pine Test Site 3. Purdue University Research Repository. "
              "doi:10.4231/R7RX991C",
     licence="Purdue University Research Repository: CC0 1.0 (public domain dedication)",
-    notes="Falls back to the copy inside the tensorly==0.10.0 wheel when neither a download nor "
+    notes="Falls back to the copy inside the tensorly wheel when neither a download nor "
           "the manual directory works.",
 ))
 

@@ -1,4 +1,4 @@
-"""The decoder study's page: tables and figures from the ``metrics.json`` files of `hsijax.study`.
+"""The decoder study's page: tables and figures from the ``metrics.json`` files of `hsijax.experiments.study`.
 
 Everything on the page is read from the study's workdir, so the page can be rendered at any time:
 a result not computed yet is a dash, and the page says which are missing.
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hsijax.figures import plt, save_atomic
+from hsijax.evaluate.figures import plt, save_atomic
+from hsijax.experiments.study import Cell, cells, fraction_folder, fractions, names
 from hsijax.files import write_json_atomic, write_text_atomic
-from hsijax.study import Cell, cells, fraction_folder, fractions, names
 
 DASH = "—"
 
@@ -43,7 +43,7 @@ def collect(config, workdir: Path) -> dict:
 
 def last_eval_mean(workdir: Path, steps: int) -> float | None:
     """Mean MPSNR over the pretraining scenes' held-out pixels at the end of a finished run."""
-    from hsijax.observe import read_metrics
+    from hsijax.train.metrics_log import read_metrics
 
     evals = [r for r in read_metrics(workdir) if r["kind"] == "eval" and r["step"] == steps]
     return evals[-1]["mpsnr_db/mean"] if evals else None

@@ -1,4 +1,8 @@
-"""Input pipeline: Grain over several prepared scenes, batches padded to band-count buckets.
+"""Input pipeline: Grain over several scenes, batches padded to band-count buckets.
+
+A scene is a prepared dataset (`hsijax.data.storage.SceneDataset`) or pixels in memory
+(`TrainingSet`, what `hsijax.pretrain` takes); both give ``len()``, ``read(indices)``, their
+``normalization`` and their ``wavelengths_nm``, so one pipeline, and one training loop, serves both.
 
 Each batch holds pixels of one scene, normalised with that scene's statistics (`Normalization` in
 the dataset metadata) and reflection-padded to its bucket, so a batch never mixes buckets and the
@@ -16,7 +20,8 @@ whatever the number of processes (1 process x 8 devices trains exactly like 2 x 
 processes pick the same scene, hence the same bucket, at every step.
 
 Held out: ``split_held_out`` sets aside a fixed random sample of each scene's pixels for
-evaluation; pass the remaining indices as ``train_indices`` and training never sees them.
+evaluation (the one held-out split of hsijax: the pretraining command, the Python API and the
+demo all use it); pass the remaining indices as ``train_indices`` and training never sees them.
 """
 
 from __future__ import annotations
@@ -27,42 +32,60 @@ from collections.abc import Mapping, Sequence
 import grain
 import numpy as np
 
-from hsijax.datasets import SceneDataset
 from hsijax.errors import HsijaxError
 from hsijax.spectral import DEFAULT_BUCKETS, Normalization, make_batch
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSet:
+    """Normalised pixels of one scene held in memory, (P, b) float32, with the band centres in nm
+    if known: a scene for the pipeline without a prepared dataset."""
+
+    name: str
+    pixels: np.ndarray
+    wavelengths_nm: np.ndarray | None = None
+
+    normalization = Normalization(offset=0.0, scale=1.0)  # the pixels are normalised already
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def read(self, indices) -> dict[str, np.ndarray]:
+        """Pixels ``indices``: ``spectrum`` (n, b) float32; ``label`` 0; ``row`` the pixel's index."""
+        indices = np.asarray(indices, np.int64)
+        zeros = np.zeros(len(indices), np.int32)
+        return {"spectrum": np.asarray(self.pixels[indices], np.float32), "label": zeros,
+                "row": indices.astype(np.int32), "col": zeros}
 
 
 @dataclasses.dataclass(frozen=True)
 class ReadBatch:
     """Grain map: a batch of pixel indices -> one padded, normalised batch (a dict of arrays).
 
-    Reads the indices with one ``__getitems__`` call on the ArrayRecord source (several times
-    faster than one read per pixel).
+    Reads this process's rows with one ``scene.read`` call (for an ArrayRecord dataset, several
+    times faster than one read per pixel).
     """
 
-    source: object
+    scene: object  # a SceneDataset or a TrainingSet
     rows: slice  # this process's block of the global batch
     scene_index: int
-    normalization: Normalization
-    wavelengths_nm: tuple[float, ...] | None
     buckets: tuple[int, ...]
 
     def __call__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        examples = self.source.__getitems__([int(i) for i in indices[self.rows]])
-        spectra = self.normalization.apply(np.stack([e["spectrum"] for e in examples]))
-        batch = make_batch(spectra.astype(np.float32), self.wavelengths_nm, self.buckets)._asdict()
-        for key in ("label", "row", "col"):
-            batch[key] = np.asarray([e[key] for e in examples], np.int32)
-        batch["scene"] = np.full((len(examples),), self.scene_index, np.int32)
+        pixels = self.scene.read(indices[self.rows])
+        spectra = self.scene.normalization.apply(pixels.pop("spectrum"))
+        batch = make_batch(spectra, self.scene.wavelengths_nm, self.buckets)._asdict()
+        batch.update(pixels)
+        batch["scene"] = np.full((len(spectra),), self.scene_index, np.int32)
         return batch
 
 
-def mixing_weights(datasets: Sequence[SceneDataset], mixing: str | Mapping[str, float] = "pixels",
+def mixing_weights(datasets: Sequence, mixing: str | Mapping[str, float] = "pixels",
                    pixel_counts: Sequence[int] | None = None) -> list[float]:
     """Each scene's share of the batches: ``"pixels"`` (by pixel count), ``"uniform"``, or {name: weight}."""
     names = [d.name for d in datasets]
     if mixing == "pixels":
-        weights = [float(n) for n in (pixel_counts or [len(d.source) for d in datasets])]
+        weights = [float(n) for n in (pixel_counts or [len(d) for d in datasets])]
     elif mixing == "uniform":
         weights = [1.0] * len(datasets)
     elif isinstance(mixing, Mapping):
@@ -77,40 +100,34 @@ def mixing_weights(datasets: Sequence[SceneDataset], mixing: str | Mapping[str, 
     return [w / sum(weights) for w in weights]
 
 
-def split_held_out(dataset: SceneDataset, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(training indices, held-out indices): a fixed random sample of ``count`` pixels set aside."""
-    total = len(dataset.source)
+def split_held_out(scene, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(training indices, held-out indices) into ``scene`` (anything with a length): a fixed random
+    sample of ``count`` pixels set aside."""
+    total = len(scene)
     if not 0 <= count < total:
-        raise HsijaxError(f"{dataset.name}: cannot hold out {count} of its {total} pixels")
+        raise HsijaxError(f"{getattr(scene, 'name', 'pixels')}: cannot hold out {count} of its {total} pixels")
     order = np.random.default_rng([seed, total]).permutation(total)
     return np.sort(order[count:]), np.sort(order[:count])
 
 
-def scene_batches(dataset: SceneDataset, scene_index: int, indices: np.ndarray, batch_size: int,
+def scene_batches(scene, scene_index: int, indices: np.ndarray, batch_size: int,
                   seed: int, rows: slice, buckets: Sequence[int]) -> grain.MapDataset:
     """An endless, shuffled (reshuffled every epoch) sequence of one scene's batches, this process's rows."""
     if len(indices) < batch_size:
         raise HsijaxError(
-            f"{dataset.name}: {len(indices)} training pixels, fewer than the batch size {batch_size}"
+            f"{scene.name}: {len(indices)} training pixels, fewer than the batch size {batch_size}"
         )
-    meta = dataset.metadata
-    norm = meta["normalization"]
-    wavelengths = meta.get("wavelengths_nm")
-    read = ReadBatch(
-        dataset.source, rows, scene_index, Normalization(norm["offset"], norm["scale"]),
-        None if wavelengths is None else tuple(wavelengths), tuple(buckets),
-    )
     return (
         grain.MapDataset.source(np.asarray(indices, np.int64))
         .shuffle(seed=seed * 1_000_003 + scene_index)
         .repeat()
         .batch(batch_size, drop_remainder=True)
-        .map(read)
+        .map(ReadBatch(scene, rows, scene_index, tuple(buckets)))
     )
 
 
 def make_pipeline(
-    datasets: Sequence[SceneDataset],
+    datasets: Sequence,
     batch_size: int,
     seed: int = 0,
     mixing: str | Mapping[str, float] = "pixels",
@@ -136,7 +153,7 @@ def make_pipeline(
     local = batch_size // shard_count
     rows = slice(shard_index * local, (shard_index + 1) * local)
     if train_indices is None:
-        train_indices = [np.arange(len(d.source)) for d in datasets]
+        train_indices = [np.arange(len(d)) for d in datasets]
     weights = mixing_weights(datasets, mixing, [len(i) for i in train_indices])
     parts = [
         scene_batches(dataset, index, indices, batch_size, seed, rows, buckets)

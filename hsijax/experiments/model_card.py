@@ -1,19 +1,57 @@
-"""The model card of exported weights, written from the run's own records: its training config, its
-last evaluation, the metadata of each scene it saw, and ``hsijax classify`` reports. No number on
-the card is typed by hand, so re-exporting after a new run keeps the card true.
+"""`hsijax export`: a pretraining run's model saved alone, and its model card, written from the run's
+own records: its training config, its last evaluation, the metadata of each scene it saw, and
+``hsijax classify`` reports. No number on the card is typed by hand, so re-exporting after a new run
+keeps the card true.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import orbax.checkpoint as ocp
 
-from hsijax.classify import format_classification
-from hsijax.model import Model
-from hsijax.observe import read_metrics
-from hsijax.pretrained import WEIGHTS
+from hsijax.data.loading import open_scenes
+from hsijax.errors import HsijaxError
+from hsijax.evaluate.classification import SPATIAL_METHODS, format_classification
+from hsijax.files import check_output, write_text_atomic
+from hsijax.models.autoencoder import Model
+from hsijax.models.saved_model import WEIGHTS, load_model, newest_step_directory, save_model
+from hsijax.train.metrics_log import read_metrics
+
+
+def export(checkpoint, output: Path, card: Path | None = None,
+           classification: list[Path] = ()) -> tuple[Model, Path, int, Path | None]:
+    """Save the model of ``checkpoint``'s newest step alone in the new folder ``output`` (parameters,
+    config, checksums; no optimiser state), and with ``card`` its model card, with the scores of the
+    ``hsijax classify --out`` folders ``classification``: (model, folder, size in bytes, card).
+
+    The model and its card appear together or not at all; every input is checked before anything
+    is written.
+    """
+    check_output(output, "directory")
+    if output.exists():
+        raise HsijaxError(f"{output}: already exists; export writes a new folder")
+    if card:
+        check_output(card, "file")
+    for folder in classification:
+        if not (Path(folder) / "metrics.json").is_file():
+            raise HsijaxError(f"{folder}: no metrics.json (give the --out folder of hsijax classify)")
+    step = newest_step_directory(checkpoint)
+    if card and not (step / "train_config").is_dir():
+        raise HsijaxError(f"{step}: no training record for a model card; give the pretraining workdir")
+    model = load_model(step)
+    path = save_model(model, output)
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    if not card:
+        return model, path, size, None
+    try:
+        text = render(model, step.parents[1], step, read_reports(classification), size, path)
+    except BaseException:
+        shutil.rmtree(path)  # the model and its card appear together or not at all
+        raise
+    return model, path, size, write_text_atomic(card, text)
 
 
 def training_record(step_directory: Path) -> dict:
@@ -23,13 +61,10 @@ def training_record(step_directory: Path) -> dict:
 
 def scene_rows(train: dict, final_eval: dict) -> list[str]:
     """One row per pretraining scene: sensor, size, bands, held-out MPSNR at the last evaluation."""
-    from hsijax.datasets import load_dataset
-    from hsijax.trainer import ensure_scene
-
-    data_dir = Path(train["data"]["data_dir"]).expanduser()
+    names = train["data"]["scenes"].split(",")
     rows = ["| scene | sensor | pixels | bands | held-out MPSNR (dB) |", "|---|---|---|---|---|"]
-    for name in train["data"]["scenes"].split(","):
-        meta = load_dataset(ensure_scene(name, data_dir, train["data"]["imports"])).metadata
+    for name, dataset in zip(names, open_scenes(names, train["data"]["data_dir"], train["data"]["imports"])):
+        meta = dataset.metadata
         psnr = final_eval.get(f"mpsnr_db/{name}")
         rows.append(f"| {name} | {meta['sensor'] or '?'} | {meta['height']} × {meta['width']} | {meta['bands']} | "
                     f"{'—' if psnr is None else f'{psnr:.2f}'} |")
@@ -38,15 +73,13 @@ def scene_rows(train: dict, final_eval: dict) -> list[str]:
 
 def classification_section(reports: list[dict]) -> list[str]:
     """One table per report, after a line on what each method is."""
-    from hsijax.classify import SPATIAL_METHODS
-
     if not reports:
         return ["No classification report was given to `hsijax export --classification`.", ""]
     methods = {method for report in reports for method in report["methods"]}
     lines = ["`pretrained`: these weights' encoder fine-tuned with a head on single spectra, the poster's "
              "classifier (`scratch`: the same network from random weights; `svm`: an RBF SVM on the spectra)."]
     if methods & set(SPATIAL_METHODS):
-        lines[0] += (" `spatial_pretrained`, `spatial_svm`: the spatial variant (`hsijax.spatial`), each pixel "
+        lines[0] += (" `spatial_pretrained`, `spatial_svm`: the spatial variant (`hsijax.evaluate.spatial`), each pixel "
                      "beside its neighbourhood's mean of frozen codes or of spectra, RBF SVM; its own method, "
                      "optimistic next to the spectral ones (test pixels share windows with training pixels).")
     lines.append("")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from hsijax.model import Model, ModelConfig, SharedAutoencoder
+from hsijax.models.autoencoder import Model, ModelConfig, SharedAutoencoder
 from hsijax.spectral import SpectraBatch, check_spectra, crop, make_batch
 
 CHUNK_ELEMENTS = 2**17  # rows x bucket length per call

@@ -10,21 +10,20 @@ better than that.
 
 from __future__ import annotations
 
-import dm_pix
-import jax.numpy as jnp
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 
-from hsijax.inference import reconstruct
-from hsijax.metrics import per_band_psnr
-from hsijax.model import Model
-from hsijax.scenes import Scene
-from hsijax.spectral import fit_normalization
-
-
-def per_band_ssim(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
-    """SSIM of each band image: (H, W, b) inputs in [0, 1] -> (b,)."""
-    as_images = lambda cube: jnp.asarray(np.moveaxis(cube, -1, 0)[..., None], jnp.float32)  # (b, H, W, 1)
-    return np.asarray(dm_pix.ssim(as_images(original), as_images(reconstruction), max_val=1.0), np.float64)
+from hsijax.data.loading import SceneInput
+from hsijax.data.scene import Scene
+from hsijax.evaluate.figures import reconstruction_figures
+from hsijax.files import check_output, write_json_atomic
+from hsijax.metrics import per_band_psnr, per_band_ssim
+from hsijax.models.autoencoder import Model
+from hsijax.models.inference import reconstruct
+from hsijax.models.saved_model import load_model
+from hsijax.spectral import check_band_count, fit_normalization
 
 
 def evaluate_reconstruction(model: Model, scene: Scene) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -44,3 +43,18 @@ def evaluate_reconstruction(model: Model, scene: Scene) -> tuple[dict, np.ndarra
             original.reshape(-1, original.shape[-1]).mean(axis=0), original.shape)).mean()),
     }
     return metrics, original, recon
+
+
+def reconstruct_to(checkpoint, scene_of: Callable[[], SceneInput], out: Path) -> dict:
+    """`hsijax reconstruct`: the scene ``scene_of()`` gives, reconstructed by the model of
+    ``checkpoint``; ``out/metrics.json`` and three figures. The output path, the model and the
+    scene's band count are checked before any work."""
+    check_output(out)
+    model = load_model(checkpoint)
+    scene, source, _ = scene_of()
+    check_band_count(scene.cube.shape[-1], model.config.buckets, source)
+    metrics, original, recon = evaluate_reconstruction(model, scene)
+    reconstruction_figures(original, recon, np.asarray(metrics["per_band_psnr_db"]), scene.wavelengths_nm,
+                           scene.name, out)
+    write_json_atomic(out / "metrics.json", metrics)
+    return metrics

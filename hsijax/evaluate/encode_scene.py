@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from hsijax.data.loading import SceneInput
+from hsijax.data.scene import Scene
 from hsijax.files import check_output, release_pages
-from hsijax.inference import encode
-from hsijax.model import Model
-from hsijax.scenes import Scene
-from hsijax.spectral import fit_normalization
+from hsijax.models.autoencoder import Model
+from hsijax.models.inference import encode
+from hsijax.models.saved_model import load_model
+from hsijax.spectral import check_band_count, fit_normalization
 
 BLOCK_PIXELS = 16384
 
@@ -52,3 +55,15 @@ def encode_scene(model: Model, scene: Scene, output, progress: bool = True) -> P
     finally:
         Path(temporary).unlink(missing_ok=True)
     return output
+
+
+def encode_to(checkpoint, scene_of: Callable[[], SceneInput], output, progress: bool = True):
+    """`hsijax encode`: (path, codes' shape) of the scene ``scene_of()`` gives, encoded by the model of
+    ``checkpoint`` into the .npy ``output``. The output path, the model and the scene's band count
+    are checked before any work."""
+    check_output(output, "file")
+    model = load_model(checkpoint)
+    scene, source, _ = scene_of()
+    check_band_count(scene.cube.shape[-1], model.config.buckets, source)
+    path = encode_scene(model, scene, output, progress=progress)
+    return path, (*scene.cube.shape[:2], model.config.code_width)

@@ -23,13 +23,13 @@ from unittest import mock
 import numpy as np
 import tensorflow_datasets as tfds
 
-from hsijax.datasets import load_dataset
-from hsijax.dummy_data import dummy_arrays
+from hsijax.data.storage import load_dataset
 from hsijax.errors import HsijaxError
+from hsijax_testing.dummy_data import dummy_arrays
 
 
 class SceneBuilderTestCase(unittest.TestCase):
-    DATASET_CLASS = None  # a hsijax.published.PublishedSceneBuilder subclass
+    DATASET_CLASS = None  # a hsijax.data.builders.PublishedSceneBuilder subclass
     SPLITS: dict[str, int] = {}
 
     @classmethod
@@ -54,7 +54,7 @@ class SceneBuilderTestCase(unittest.TestCase):
         config = tfds.download.DownloadConfig(manual_dir=str(manual_dir or self.tmp_dir / "no_manual_dir"))
         with mock.patch.object(tfds.download.DownloadManager, "download", self._fake_download), \
                 mock.patch.object(tfds.download.DownloadManager, "download_and_extract", self._fake_extract), \
-                mock.patch("hsijax.published.server_reachable", return_value=True):
+                mock.patch("hsijax.data.builders.server_reachable", return_value=True):
             builder.download_and_prepare(download_dir=str(self.tmp_dir / "downloads"), download_config=config)
         return builder
 
@@ -96,7 +96,7 @@ class SceneBuilderTestCase(unittest.TestCase):
         empty = self.tmp_dir / "empty_manual_dir"
         empty.mkdir()
         offline = OSError("offline")
-        with mock.patch("hsijax.published.server_reachable", return_value=True), \
+        with mock.patch("hsijax.data.builders.server_reachable", return_value=True), \
                 mock.patch.object(tfds.download.DownloadManager, "download", side_effect=offline), \
                 mock.patch.object(tfds.download.DownloadManager, "download_and_extract", side_effect=offline), \
                 self.assertRaises(HsijaxError) as caught:

@@ -3,8 +3,9 @@
 Indian Pines comes from the tensorly wheel, so this runs on a fresh machine with no download;
 ``--scene NAME`` adds prepared (or catalogued) scenes to the pretraining. Steps:
 
-1. both decoders are pretrained on the same pixels and seed; a fixed random sample of Indian
-   Pines pixels is held out, and the reconstruction MPSNR (dB, data scaled to [0, 1] by the
+1. both decoders are pretrained on the same pixels and seed (`hsijax.pretrain`, the loop the
+   ``pretrain`` command runs); a fixed random sample of Indian Pines pixels is held out
+   (`hsijax.data.pipeline.split_held_out`, as in the command), and the reconstruction MPSNR (dB, data scaled to [0, 1] by the
    scene's min-max) is measured on those pixels only, beside two baselines fitted on the same
    training pixels: the mean spectrum (what a decoder that ignores its code would output at best)
    and PCA with as many components as the code has channels;
@@ -27,17 +28,19 @@ import jax
 import numpy as np
 from sklearn.decomposition import PCA
 
-from hsijax.checkpoint import save_model
-from hsijax.classify import ClassifySettings, classify_scene, format_classification, print_progress
-from hsijax.figures import reconstruction_figures
+from hsijax.data.loading import load_scene
+from hsijax.data.pipeline import TrainingSet, split_held_out
+from hsijax.data.scene import load_indian_pines
+from hsijax.evaluate.classification import ClassifySettings, classify_scene, format_classification, print_progress
+from hsijax.evaluate.figures import reconstruction_figures
+from hsijax.evaluate.reconstruction import evaluate_reconstruction
 from hsijax.files import write_json_atomic, write_text_atomic
-from hsijax.inference import reconstruct
 from hsijax.metrics import per_band_psnr
-from hsijax.model import DECODERS, create_model
-from hsijax.reconstruction import evaluate_reconstruction
-from hsijax.scenes import load_indian_pines
+from hsijax.models.autoencoder import DECODERS, create_model
+from hsijax.models.inference import reconstruct
+from hsijax.models.saved_model import save_model
 from hsijax.spectral import fit_normalization
-from hsijax.train import TrainingSet, pretrain
+from hsijax.train.loop import pretrain
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +58,6 @@ class DemoSettings:
     classify_steps: int = 500  # most fine-tuning steps; the kept one is chosen on validation pixels
 
 
-def split_pixels(pixels: np.ndarray, held_out: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(training pixels, held-out pixels): a fixed random sample is kept out of training."""
-    order = np.random.default_rng(seed).permutation(len(pixels))
-    return pixels[order[held_out:]], pixels[order[:held_out]]
-
-
 def baseline_reconstructions(training, held_out, components: int) -> dict[str, np.ndarray]:
     """Held-out reconstructions by the training mean spectrum and by a PCA of the training pixels."""
     pca = PCA(components, random_state=0).fit(training)
@@ -72,12 +69,9 @@ def baseline_reconstructions(training, held_out, components: int) -> dict[str, n
 
 def extra_training_sets(settings: DemoSettings) -> list[TrainingSet]:
     """Every pixel of each ``--scene``, normalised, prepared first when it is catalogued."""
-    from hsijax.datasets import load_dataset, read_scene
-    from hsijax.trainer import ensure_scene
-
     sets = []
     for name in settings.scenes:
-        scene = read_scene(load_dataset(ensure_scene(name, Path(settings.data_dir).expanduser(), {})))
+        scene = load_scene(name, settings.data_dir)
         pixels = fit_normalization(scene.cube, name).apply(scene.cube.reshape(-1, scene.cube.shape[-1]))
         sets.append(TrainingSet(name, pixels.astype(np.float32), scene.wavelengths_nm))
     return sets
@@ -108,7 +102,8 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> dict:
     scene = load_indian_pines()
     bands = scene.cube.shape[-1]
     pixels = fit_normalization(scene.cube).apply(scene.cube.reshape(-1, bands))
-    training, held_out = split_pixels(pixels, settings.held_out_pixels, settings.seed)
+    train, held = split_held_out(pixels, settings.held_out_pixels, settings.seed)
+    training, held_out = pixels[train], pixels[held]
     results, models = compare_decoders(settings, scene, training, held_out,
                                        extra_training_sets(settings), progress)
     baselines = {
@@ -123,8 +118,8 @@ def run_demo(settings: DemoSettings, progress: bool = True) -> dict:
     reconstruction_figures(original, recon, np.asarray(reconstruction["per_band_psnr_db"]),
                            scene.wavelengths_nm, scene.name, workdir / "reconstruction")
     classification = classify_scene(
-        scene, ClassifySettings(settings.fraction, settings.seeds, settings.classify_steps, checkpoint=str(model_dir)),
-        workdir / "classification", progress=print_progress,
+        scene, ClassifySettings(settings.fraction, settings.seeds, settings.classify_steps),
+        workdir / "classification", models["conditioned"], progress=print_progress,
     )
     report = {
         "dataset": scene.name,

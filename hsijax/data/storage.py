@@ -8,7 +8,7 @@ applied when reading, so the dataset stays faithful to the file.
 
 Records are not shuffled on disk: record ``i`` is pixel ``(i // width, i % width)``, so a data
 source gives random access by pixel (whole-scene encoding, classification maps); the input
-pipeline (`hsijax.data`) shuffles.
+pipeline (`hsijax.data.pipeline`) shuffles.
 
 Metadata: sensor, band count, wavelengths in nm (or none), height, width, class names, the
 normalisation offset and scale, and the source file.
@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
+from hsijax.data.scene import Scene
 from hsijax.errors import HsijaxError, describe
 from hsijax.files import check_output
-from hsijax.scenes import Scene
 from hsijax.spectral import Normalization, fit_normalization
 
 VERSION = "1.0.0"
@@ -257,6 +257,29 @@ class SceneDataset:
         """The dataset's name: its directory is ``.../NAME/VERSION``."""
         return self.directory.parent.name
 
+    def __len__(self) -> int:
+        return len(self.source)
+
+    @property
+    def normalization(self) -> Normalization:
+        """The scene's own min-max map to [0, 1], stored with it."""
+        norm = self.metadata["normalization"]
+        return Normalization(norm["offset"], norm["scale"])
+
+    @property
+    def wavelengths_nm(self) -> np.ndarray | None:
+        wavelengths = self.metadata.get("wavelengths_nm")
+        return None if wavelengths is None else np.asarray(wavelengths, np.float64)
+
+    def read(self, indices) -> dict[str, np.ndarray]:
+        """Pixels ``indices`` in one read: ``spectrum`` (n, b) float32 in sensor units, ``label``,
+        ``row``, ``col`` (n,) int32."""
+        examples = self.source.__getitems__([int(i) for i in indices])
+        pixels = {"spectrum": np.stack([e["spectrum"] for e in examples]).astype(np.float32, copy=False)}
+        for key in ("label", "row", "col"):
+            pixels[key] = np.asarray([e[key] for e in examples], np.int32)
+        return pixels
+
 
 def load_dataset(directory) -> SceneDataset:
     """Open a dataset directory written by `build_dataset` (``.../NAME/VERSION``)."""
@@ -319,13 +342,10 @@ def read_scene(dataset: SceneDataset, chunk: int = 8192) -> Scene:
     cube = np.empty((height * width, bands), np.float32)
     labels = np.empty((height * width,), np.int32)
     for start in range(0, height * width, chunk):
-        indices = list(range(start, min(start + chunk, height * width)))
-        for index, example in zip(indices, dataset.source.__getitems__(indices)):
-            cube[index] = example["spectrum"]
-            labels[index] = example["label"]
-    wavelengths = meta.get("wavelengths_nm")
+        pixels = dataset.read(range(start, min(start + chunk, height * width)))
+        cube[start:start + chunk] = pixels["spectrum"]
+        labels[start:start + chunk] = pixels["label"]
     return Scene(
-        dataset.name, meta["sensor"], cube.reshape(height, width, bands),
-        labels.reshape(height, width), None if wavelengths is None else np.asarray(wavelengths),
-        tuple(meta.get("class_names") or ()),
+        dataset.name, meta["sensor"], cube.reshape(height, width, bands), labels.reshape(height, width),
+        dataset.wavelengths_nm, tuple(meta.get("class_names") or ()),
     )

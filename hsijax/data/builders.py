@@ -6,8 +6,8 @@ builds the same class through `builder_class`.
 
 Where the files come from, in order: the manual directory when it holds every expected file; else
 the official download when the scene has one; else (Indian Pines only) the copy inside the
-``tensorly==0.10.0`` wheel. When none works the error names the expected files and where to get them.
-Features and metadata are those of `hsijax.datasets`, the same as ``hsijax import``.
+tensorly wheel. When none works the error names the expected files and where to get them.
+Features and metadata are those of `hsijax.data.storage`, the same as ``hsijax import``.
 """
 
 from __future__ import annotations
@@ -20,14 +20,19 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from hsijax.catalog import SCENES, SceneSpec
-from hsijax.datasets import (
-    DEFAULT_DATA_DIR, VERSION, check_scene, pixel_examples, pixel_features, prepare_staged,
+from hsijax.data.catalog import SCENES, SceneSpec
+from hsijax.data.readers import read_cube, read_labels
+from hsijax.data.scene import Scene, load_indian_pines
+from hsijax.data.storage import (
+    DEFAULT_DATA_DIR,
+    VERSION,
+    check_scene,
+    pixel_examples,
+    pixel_features,
+    prepare_staged,
     scene_metadata,
 )
 from hsijax.errors import HsijaxError
-from hsijax.readers import read_cube, read_labels
-from hsijax.scenes import Scene, load_indian_pines
 
 
 class PublishedSceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -111,7 +116,7 @@ class IndianPinesBuilder(PublishedSceneBuilder, skip_registration=True):
     def _read_scene(self, dl_manager) -> tuple[Scene, str]:
         paths, source = self._locate_files(dl_manager)
         if paths is None:
-            return load_indian_pines(), "tensorly==0.10.0 wheel (Indian_pines_corrected.npy)"
+            return load_indian_pines(), "tensorly wheel (Indian_pines_corrected.npy)"
         return read_published_scene(self.SPEC, paths), source
 
 

@@ -2,10 +2,10 @@
 
 A *cell* is one pretraining (`hsijax/configs/study.py`): a decoder, a code width and the scenes
 left out. For each cell the study pretrains, reconstructs every unseen scene (MPSNR, MSSIM) and
-fine-tunes on the classification scene at each label fraction (`hsijax.classify`, the pretrained
+fine-tunes on the classification scene at each label fraction (`hsijax.evaluate.classification`, the pretrained
 method only); the scratch network and the SVM, which do not depend on the cell, run once per
 fraction on the same splits. Each result is a ``metrics.json`` written whole, and a result already
-on disk is kept, so an interrupted study resumes where it stopped. `hsijax.study_report` turns the
+on disk is kept, so an interrupted study resumes where it stopped. `hsijax.experiments.study_report` turns the
 results into the page in docs/.
 """
 
@@ -19,8 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from hsijax.files import write_json_atomic
-from hsijax.scenes import Scene
+from hsijax.data.loading import load_scene, scene_names
+from hsijax.data.scene import Scene
+from hsijax.evaluate.classification import ClassifySettings, classify_scene, print_progress
+from hsijax.evaluate.figures import reconstruction_figures
+from hsijax.evaluate.reconstruction import evaluate_reconstruction
+from hsijax.files import check_output, write_json_atomic
+from hsijax.models.saved_model import load_model
+from hsijax.train.loop import train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +41,7 @@ class Cell:
         return f"{self.decoder}_c{self.code_width}{without}"
 
 
-def names(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
+names = scene_names  # every list in the study config is comma-separated, like the scene lists
 
 
 def cells(config) -> list[Cell]:
@@ -70,8 +75,6 @@ def say(message: str) -> None:
 
 
 def pretrain_cell(config, cell: Cell, workdir: Path, progress: bool) -> None:
-    from hsijax.trainer import train
-
     steps = config.pretrain.train.steps
     if (workdir / "checkpoints" / str(steps)).is_dir():
         return
@@ -80,19 +83,7 @@ def pretrain_cell(config, cell: Cell, workdir: Path, progress: bool) -> None:
     say(f"{cell.name}: pretrained in {summary.seconds:.0f} s")
 
 
-def load_scene(config, name: str):
-    from hsijax.datasets import load_dataset, read_scene
-    from hsijax.trainer import ensure_scene
-
-    data = config.pretrain.data
-    return read_scene(load_dataset(ensure_scene(name, Path(data.data_dir).expanduser(), data.imports)))
-
-
 def reconstruct_cell(config, cell: Cell, workdir: Path, scene: Callable[[str], Scene]) -> None:
-    from hsijax.checkpoint import load_model
-    from hsijax.figures import reconstruction_figures
-    from hsijax.reconstruction import evaluate_reconstruction
-
     model = None
     for name in names(config.unseen_scenes):
         out = workdir / "reconstruct" / name
@@ -108,26 +99,22 @@ def reconstruct_cell(config, cell: Cell, workdir: Path, scene: Callable[[str], S
 
 def classify(config, out: Path, methods: tuple[str, ...], fraction: float, checkpoint: Path | None,
              what: str, scene: Callable[[str], Scene]) -> None:
-    from hsijax.classify import ClassifySettings, classify_scene, print_progress
-
     if (out / "metrics.json").is_file():
         return
     say(f"{what}: classifying {config.classify.dataset} with {fraction:.0%} of the labels")
-    settings = ClassifySettings(fraction, config.classify.seeds, config.classify.steps,
-                                checkpoint=str(checkpoint) if checkpoint else None, methods=methods)
-    classify_scene(scene(config.classify.dataset), settings, out, progress=print_progress)
+    settings = ClassifySettings(fraction, config.classify.seeds, config.classify.steps, methods=methods)
+    classify_scene(scene(config.classify.dataset), settings, out, load_model(checkpoint) if checkpoint else None,
+                   progress=print_progress)
 
 
-def run_study(config, workdir, report: Path | None = None, progress: bool = True) -> Path:
-    """Every stage of the study in ``workdir`` (what is done already is kept); the page in ``report``
-    (default ``workdir/report``). Cheap stages first, so the reconstruction answers come early."""
-    from hsijax.files import check_output
-    from hsijax.study_report import write_report
-
+def run_study(config, workdir, progress: bool = True) -> None:
+    """Every stage of the study in ``workdir`` (what is done already is kept); cheap stages first,
+    so the reconstruction answers come early. `hsijax.experiments.study_report.write_report` then
+    renders the page from what is on disk."""
     workdir = check_output(Path(workdir).expanduser(), "directory")
-    report = check_output(Path(report) if report else workdir / "report", "directory")
     grid = cells(config)
-    scene = functools.cache(lambda name: load_scene(config, name))  # each scene is read once per run
+    data = config.pretrain.data
+    scene = functools.cache(lambda name: load_scene(name, data.data_dir, data.imports))  # read once per run
     for cell in grid:
         pretrain_cell(config, cell, workdir / cell.name, progress)
     for cell in grid:
@@ -143,4 +130,3 @@ def run_study(config, workdir, report: Path | None = None, progress: bool = True
             if baselines:
                 classify(config, workdir / "baselines" / fraction_folder(fraction), ("scratch", "svm"), fraction,
                          None, "baselines", scene)
-    return write_report(config, workdir, report)

@@ -1,15 +1,15 @@
 """The poster's second experiment: few-label classification with and without the pretrained encoder.
 
-For each seed one split (`hsijax.splits`), and on it every method:
+For each seed one split (`hsijax.evaluate.splits`), and on it every method:
 - ``pretrained``: the encoder of a pretraining checkpoint plus a head, all fine-tuned;
 - ``scratch``: the same network from random initialisation, trained the same way;
 - ``svm``: scikit-learn's RBF SVM on the normalised spectra, C and gamma chosen by 3-fold
   cross-validation on the training pixels only;
 - ``spatial_pretrained``, ``spatial_svm`` (only when asked for): the spatial variant of
-  `hsijax.spatial`, a pixel's neighbourhood of frozen codes or of spectra, classified by the SVM.
+  `hsijax.evaluate.spatial`, a pixel's neighbourhood of frozen codes or of spectra, classified by the SVM.
 Scores (OA, AA, kappa, per class) are on the test pixels, reported as mean and std over seeds.
 The networks fit on part of the training pixels and keep the parameters that classify the rest
-(``validation_fraction`` of each class, `hsijax.splits.validation_split`) best; no test pixel ever
+(``validation_fraction`` of each class, `hsijax.evaluate.splits.validation_split`) best; no test pixel ever
 chooses a step, a model or a parameter.
 """
 
@@ -18,21 +18,25 @@ from __future__ import annotations
 import dataclasses
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from hsijax.checkpoint import load_model
-from hsijax.classifier import SpectralClassifier, fine_tune, predict
+from hsijax.data.loading import SceneInput
+from hsijax.data.scene import Scene
 from hsijax.errors import HsijaxError
-from hsijax.figures import classification_maps
-from hsijax.files import write_json_atomic
-from hsijax.model import Model, ModelConfig
-from hsijax.scenes import Scene
-from hsijax.scores import classification_scores, mean_and_std
-from hsijax.spatial import WINDOWS, features_by_window
-from hsijax.spectral import fit_normalization, pad_to_bucket
-from hsijax.splits import stratified_split, validation_split
+from hsijax.evaluate.figures import classification_maps
+from hsijax.evaluate.spatial import WINDOWS, features_by_window
+from hsijax.evaluate.splits import stratified_split, training_counts, validation_split
+from hsijax.files import check_output, write_json_atomic
+from hsijax.metrics import classification_scores, mean_and_std
+from hsijax.models.autoencoder import Model, ModelConfig
+from hsijax.models.classifier import SpectralClassifier, predict
+from hsijax.models.inference import encode
+from hsijax.models.saved_model import load_model
+from hsijax.spectral import check_band_count, fit_normalization, pad_to_bucket
+from hsijax.train.fine_tune import fine_tune
 
 SPECTRAL_METHODS = ("pretrained", "scratch", "svm")  # the poster's comparison, the default
 SPATIAL_METHODS = ("spatial_pretrained", "spatial_svm")
@@ -49,7 +53,6 @@ class ClassifySettings:
     learning_rate: float = 1e-3
     validation_fraction: float = 0.25  # of each class's training pixels, to choose the step
     eval_every: int = 100
-    checkpoint: str | None = None  # without one, only scratch and svm run
     methods: tuple[str, ...] = SPECTRAL_METHODS  # a subset of METHODS
     windows: tuple[int, ...] = WINDOWS  # the spatial methods' candidate neighbourhoods
 
@@ -78,11 +81,17 @@ def fit_spatial_svm(features: dict[int, np.ndarray], targets: np.ndarray, train:
     return window, searches[window].best_estimator_
 
 
+def network_config(pretrained: Model | None) -> ModelConfig:
+    """The architecture both networks share: the pretrained model's (its buckets pad the spectra),
+    or the default one when there is no pretrained model."""
+    return pretrained.config if pretrained else ModelConfig()
+
+
 def network_for(method: str, pretrained: Model | None, num_classes: int, seed: int):
     """(classifier, initial variables) of ``pretrained`` or ``scratch``, the same architecture."""
     if method == "pretrained":
         return SpectralClassifier.from_model(pretrained, num_classes, seed)
-    classifier = SpectralClassifier(pretrained.config if pretrained else ModelConfig(), num_classes)
+    classifier = SpectralClassifier(network_config(pretrained), num_classes)
     return classifier, classifier.init_variables(seed)
 
 
@@ -111,9 +120,7 @@ def run_method(method: str, settings: ClassifySettings, pretrained: Model | None
 def spatial_features(method: str, spectra: np.ndarray, shape: tuple[int, int] | None, pretrained: Model | None,
                      windows: tuple[int, ...]) -> dict[int, np.ndarray]:
     """{window: features of every pixel} for a spatial method: the neighbourhood of each pixel's
-    code (``spatial_pretrained``) or spectrum (``spatial_svm``), see `hsijax.spatial`."""
-    from hsijax.inference import encode
-
+    code (``spatial_pretrained``) or spectrum (``spatial_svm``), see `hsijax.evaluate.spatial`."""
     if shape is None:
         raise HsijaxError(f"{method} needs the image's height and width")
     per_pixel = encode(pretrained, spectra) if method == "spatial_pretrained" else spectra
@@ -129,12 +136,13 @@ def run_spatial_method(features: dict[int, np.ndarray], labels: np.ndarray, trai
 
 
 def run_classification(spectra: np.ndarray, labels: np.ndarray, settings: ClassifySettings,
-                       progress=None, shape: tuple[int, int] | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+                       pretrained: Model | None = None, progress=None,
+                       shape: tuple[int, int] | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """(report, {method: predictions of seed 0}) for normalised ``spectra`` (P, b), ``labels`` (P,);
-    the spatial methods need the image's ``shape`` (H, W) with H * W = P."""
-    pretrained = load_model(settings.checkpoint) if settings.checkpoint else None
+    the spatial methods need the image's ``shape`` (H, W) with H * W = P. Without a ``pretrained``
+    model only the methods that need none run."""
     methods = [m for m in METHODS if m in settings.methods and (m not in NEEDS_CHECKPOINT or pretrained)]
-    padded, _ = pad_to_bucket(spectra)
+    padded, _ = pad_to_bucket(spectra, network_config(pretrained).buckets)
     spatial = {m: spatial_features(m, spectra, shape, pretrained, settings.windows)
                for m in methods if m in SPATIAL_METHODS}
     per_seed = {m: [] for m in methods}
@@ -163,17 +171,47 @@ def run_classification(spectra: np.ndarray, labels: np.ndarray, settings: Classi
     return report, maps
 
 
-def classify_scene(scene: Scene, settings: ClassifySettings, out: Path, progress=None) -> dict:
+def classify_scene(scene: Scene, settings: ClassifySettings, out: Path, pretrained: Model | None = None,
+                   progress=None) -> dict:
     """Run the comparison on a whole labelled scene; writes ``out/metrics.json`` and the maps."""
     bands = scene.cube.shape[-1]
     spectra = fit_normalization(scene.cube, scene.name).apply(scene.cube.reshape(-1, bands))
     labels = scene.labels.reshape(-1)
-    report, maps = run_classification(spectra.astype(np.float32), labels, settings, progress,
+    report, maps = run_classification(spectra.astype(np.float32), labels, settings, pretrained, progress,
                                       shape=scene.cube.shape[:2])
     report = {"dataset": scene.name, "bands": int(bands), **report}
     write_json_atomic(out / "metrics.json", report)
     classification_maps(maps, labels, scene.cube.shape[:2], out)
     return report
+
+
+def classify_file(scene_of: Callable[[], SceneInput], settings: ClassifySettings, out: Path,
+                  checkpoint=None, methods: tuple[str, ...] | None = None) -> dict:
+    """`hsijax classify`: the scene ``scene_of()`` gives, classified by ``methods`` (default: the
+    poster's comparison, ``pretrained`` only with a ``checkpoint``); writes ``out``. Every input is
+    checked before any work: the output path, methods that need the missing checkpoint, the labels
+    (two classes at least, a test pixel left in each), the band count against the model's buckets."""
+    check_output(out)
+    needing = [name for name in methods or () if name in NEEDS_CHECKPOINT]
+    if needing and not checkpoint:
+        raise HsijaxError(f"--methods {','.join(needing)} needs --checkpoint")
+    if methods is None:
+        methods = tuple(m for m in SPECTRAL_METHODS if checkpoint or m not in NEEDS_CHECKPOINT)
+    pretrained = load_model(checkpoint) if checkpoint else None
+    scene, source, labels_source = scene_of()
+    if scene.labels is None or not (scene.labels > 0).any():
+        raise HsijaxError(f"{labels_source}: no labelled pixels to classify")
+    classes = np.unique(scene.labels[scene.labels > 0])
+    if len(classes) < 2:
+        raise HsijaxError(f"{labels_source}: only class {classes[0]} is labelled; classification needs at least "
+                          "2 classes")
+    try:
+        training_counts(scene.labels, settings.fraction)  # every class must keep a pixel for testing
+    except HsijaxError as error:
+        raise HsijaxError(f"{labels_source}: {error}") from None
+    check_band_count(scene.cube.shape[-1], network_config(pretrained).buckets, source)
+    return classify_scene(scene, dataclasses.replace(settings, methods=methods), out, pretrained,
+                          progress=print_progress)
 
 
 def print_progress(seed: int, method: str, scores: dict) -> None:

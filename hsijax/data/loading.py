@@ -1,0 +1,174 @@
+"""Getting a scene by name or from a file: the one place that reads, imports or prepares a scene.
+
+Every command, the pretraining loop and the experiments come here:
+- `read_scene_file` reads any supported file with the `hsijax import` options (`ImportOptions`);
+- `ensure_scene` returns a dataset directory, preparing a catalogued scene or importing a file
+  (configs list ``data.imports``: name -> ``"FILE [import options]"``) when it is missing;
+- `load_scene` returns a whole scene in memory, by name, and `open_scenes` the prepared datasets.
+
+The import options are defined here once (`add_file_options`), for the ``hsijax import`` command,
+for the evaluation commands that take a FILE, and for the option strings configs carry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+
+from hsijax.data.builders import prepare_scene
+from hsijax.data.catalog import SCENES
+from hsijax.data.readers import LAYOUTS, read_cube, read_labels, read_wavelengths
+from hsijax.data.scene import Scene
+from hsijax.data.storage import (
+    DEFAULT_DATA_DIR,
+    VERSION,
+    SceneDataset,
+    build_dataset,
+    check_scene_content,
+    load_dataset,
+    read_scene,
+)
+from hsijax.errors import HsijaxError
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def add_file_options(parser: argparse.ArgumentParser) -> None:
+    """The options that say how to read a scene FILE (every command that reads one takes them)."""
+    parser.add_argument("--gt", type=Path, help="ground-truth label map (0 = unlabelled)")
+    parser.add_argument("--key", help="variable holding the cube in a .mat file")
+    parser.add_argument("--gt-key", help="variable holding the labels in a .mat file")
+    parser.add_argument("--wavelengths", type=Path, help="band centres in nm (text, .npy, .mat, or an ENVI .hdr)")
+    parser.add_argument("--shape", type=positive_int, nargs=2, metavar=("H", "W"),
+                        help="image size, for a bands x pixels matrix (column-major)")
+    parser.add_argument("--layout", choices=LAYOUTS, default="auto",
+                        help="axis order of a 3-D cube; auto: band-first when the first axis is smallest")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportOptions:
+    """A scene file and how to read it: what `hsijax import FILE [options]` is given."""
+
+    file: Path
+    gt: Path | None = None
+    key: str | None = None
+    gt_key: str | None = None
+    wavelengths: Path | None = None
+    shape: tuple[int, int] | None = None
+    layout: str = "auto"
+    sensor: str = "unknown"
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ImportOptions:
+        """The options of a parsed command line (fields it lacks keep their defaults)."""
+        values = {field.name: getattr(args, field.name) for field in dataclasses.fields(cls)
+                  if getattr(args, field.name, None) is not None}
+        if values.get("shape") is not None:
+            values["shape"] = tuple(values["shape"])
+        return cls(**values)
+
+
+class _OptionParser(argparse.ArgumentParser):
+    """Parses a config's option string; a mistake is an `HsijaxError`, not an exit."""
+
+    def error(self, message: str):
+        raise HsijaxError(message)
+
+
+def parse_import_options(text: str, where: str = "import options") -> ImportOptions:
+    """``"FILE [--key K] [--shape H W] ..."``, as configs give them, into `ImportOptions`."""
+    parser = _OptionParser(prog=where, add_help=False)
+    parser.add_argument("file", type=Path)
+    add_file_options(parser)
+    parser.add_argument("--sensor", default="unknown")
+    try:
+        return ImportOptions.from_args(parser.parse_args(shlex.split(text)))
+    except HsijaxError as error:
+        raise HsijaxError(f"{where} {text!r}: {error}") from None
+
+
+def read_scene_file(options: ImportOptions, name: str) -> Scene:
+    """A `Scene` read from ``options.file`` with its ground truth and wavelengths, if given."""
+    cube, wavelengths = read_cube(options.file, options.key, options.shape, options.layout)
+    if options.wavelengths is not None:
+        wavelengths = read_wavelengths(options.wavelengths)
+        if len(wavelengths) != cube.shape[-1]:
+            raise HsijaxError(f"{options.wavelengths}: {len(wavelengths)} wavelengths for {cube.shape[-1]} "
+                              f"bands of {options.file}")
+    labels = read_labels(options.gt, options.gt_key) if options.gt is not None else None
+    if labels is not None and labels.shape != cube.shape[:2]:
+        raise HsijaxError(
+            f"{options.gt}: ground truth shape {labels.shape} differs from the image's {cube.shape[:2]}"
+        )
+    return Scene(name, options.sensor, cube, labels, wavelengths)
+
+
+def import_scene(options: ImportOptions, name: str, data_dir=DEFAULT_DATA_DIR) -> Path:
+    """`hsijax import`: read ``options.file`` and write it as the dataset ``name``; its directory."""
+    return build_dataset(read_scene_file(options, name), data_dir, source=str(options.file))
+
+
+def ensure_scene(name: str, data_dir, imports: Mapping[str, str] | None = None) -> Path:
+    """``data_dir/NAME/VERSION``, prepared (catalogued scene) or imported (``imports[name]``) if missing."""
+    data_dir = Path(data_dir).expanduser()
+    imports = imports or {}
+    directory = data_dir / name / VERSION
+    if (directory / "dataset_info.json").is_file():
+        return directory
+    if jax.process_count() > 1:
+        raise HsijaxError(f"{directory}: not prepared; prepare every scene before a multi-process run")
+    if name in imports:
+        return import_scene(parse_import_options(imports[name], f"config.data.imports.{name}"), name, data_dir)
+    if name in SCENES:
+        return prepare_scene(name, data_dir)
+    raise HsijaxError(f"scene {name!r} is not prepared in {data_dir}, not catalogued, and has no "
+                      f"config.data.imports entry; run `hsijax import FILE --name {name}` first")
+
+
+def load_scene(name: str, data_dir=DEFAULT_DATA_DIR, imports: Mapping[str, str] | None = None) -> Scene:
+    """The whole scene ``name`` in memory, prepared or imported first when missing (`ensure_scene`)."""
+    return read_scene(load_dataset(ensure_scene(name, data_dir, imports)))
+
+
+class SceneInput(NamedTuple):
+    """A scene an evaluation command was given, and what to name in a message about it."""
+
+    scene: Scene
+    source: str  # the dataset or the file
+    labels_source: str  # the ground-truth file, or the dataset
+
+
+def scene_input(dataset: str | None, options: ImportOptions | None, data_dir=DEFAULT_DATA_DIR) -> SceneInput:
+    """What an evaluation command is given: a dataset name, or a file with its import options,
+    checked as an import would check it (NaN, overflow: named by the file, before any work)."""
+    if (dataset is None) == (options is None):
+        raise HsijaxError("give either --dataset NAME or a scene FILE")
+    if dataset:
+        return SceneInput(load_scene(dataset, data_dir), f"dataset {dataset}", dataset)
+    scene = read_scene_file(options, options.file.stem.lower())
+    check_scene_content(scene, str(options.file))
+    return SceneInput(scene, str(options.file), str(options.gt or options.file))
+
+
+def open_scenes(names: Sequence[str], data_dir, imports: Mapping[str, str] | None = None) -> list[SceneDataset]:
+    """The prepared datasets ``names``, each prepared or imported first when missing."""
+    if not names:
+        raise HsijaxError("no scene named (config.data.scenes is empty)")
+    return [load_dataset(ensure_scene(name, data_dir, imports)) for name in names]
+
+
+def scene_names(text: str) -> list[str]:
+    """A comma-separated list of scene names, as configs give them."""
+    return [name.strip() for name in text.split(",") if name.strip()]

@@ -1,0 +1,182 @@
+"""A model on disk: `save_model`, `load_model`, and the pretrained weights that ship with hsijax.
+
+One layout serves a saved model and every step of a pretraining run's checkpoints
+(`hsijax.train.checkpoint`), so whatever `load_model` is given it reads the same three items:
+- ``state``: an Orbax standard pytree holding ``params`` (a training step also holds the optimiser
+  state, step and RNG key), restorable with plain Orbax: ``ocp.StandardCheckpointer().restore(...)``;
+- ``model_config``: the `ModelConfig` as JSON, enough to rebuild the network without any training
+  config;
+- ``checksum``: the SHA-256 of each entry of ``state``, because a garbled array file can otherwise
+  restore silently with wrong values.
+
+The shipped weights (``load_pretrained()`` in Python, ``--checkpoint pretrained`` in every command)
+are a saved model under ``hsijax/weights/shared_encoder``, read from the installed package, so they
+load offline; ``hsijax/weights/MODEL_CARD.md`` says what they were trained on and what they score.
+
+Damage: a step that cannot be read back (a truncated or garbled file, missing metadata, a checksum
+that does not match) is named in one warning line on stderr and the step before it is used; nothing
+on disk changes. When no step is readable, `HsijaxError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+import sys
+from pathlib import Path
+
+import absl.logging
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from hsijax.errors import HsijaxError, describe
+from hsijax.models.autoencoder import Model, ModelConfig, init_variables
+
+PRETRAINED = "pretrained"  # what --checkpoint and load_model accept for the shipped weights
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "shared_encoder"
+MODEL_CARD = WEIGHTS.parent / "MODEL_CARD.md"
+
+
+class Damaged(Exception):
+    """A checkpoint that cannot be read back; the message says why, on one line."""
+
+
+def warn(message: str) -> None:
+    print(f"hsijax: warning: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def absl_quiet(level=absl.logging.FATAL):
+    """absl logging (Orbax's) less severe than ``level`` silenced inside the block."""
+    before = absl.logging.get_verbosity()
+    absl.logging.set_verbosity(min(before, level))  # absl: the lower the verbosity, the fewer messages
+    try:
+        yield
+    finally:
+        absl.logging.set_verbosity(before)
+
+
+def checksums(state: dict) -> dict[str, str]:
+    """SHA-256 of each entry of a state dict: its leaves' dtypes, shapes and bytes, in tree order
+    (this process's first copy of each array; the state is replicated)."""
+    result = {}
+    for key, tree in state.items():
+        digest = hashlib.sha256()
+        for leaf in jax.tree.leaves(tree):
+            array = np.asarray(leaf.addressable_data(0) if isinstance(leaf, jax.Array) else leaf)
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+        result[key] = digest.hexdigest()
+    return result
+
+
+def checkpoint_path(path) -> Path:
+    """``path`` itself, or the shipped weights for the name ``pretrained`` (a folder of that name is
+    still reachable as ``./pretrained``)."""
+    if str(path) != PRETRAINED:
+        return Path(path)
+    if not (WEIGHTS / "state").is_dir():
+        raise HsijaxError(f"{WEIGHTS}: the shipped weights are missing from this installation of hsijax")
+    return WEIGHTS
+
+
+def step_directories(path) -> list[Path]:
+    """``path`` if it is one step's directory (or a saved model), else the step directories under a
+    workdir or a checkpoints directory, newest first; ``pretrained`` is the shipped weights."""
+    path = checkpoint_path(path).expanduser().resolve()  # Orbax wants absolute paths
+    if (path / "state").is_dir():
+        return [path]
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    steps = sorted(((int(p.name), p) for p in folder.glob("*") if p.name.isdigit() and p.is_dir()), reverse=True)
+    if not steps:
+        raise HsijaxError(f"{path}: no checkpoint found (expected WORKDIR/checkpoints/STEP/state)")
+    return [p for _, p in steps]
+
+
+def newest_step_directory(path) -> Path:
+    """The one checkpoint step that `load_model(path)` tries first (a step directory is itself)."""
+    return step_directories(path)[0]
+
+
+def restore_on_this_machine(state_directory: Path) -> dict:
+    """The saved pytree on this process's first device, whatever mesh it was saved from."""
+    checkpointer = ocp.StandardCheckpointer()
+    with absl_quiet(absl.logging.ERROR):  # Orbax warns that a step item has no step-level metadata file
+        metadata = checkpointer.metadata(state_directory).item_metadata
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device), metadata)
+    return checkpointer.restore(state_directory, target)
+
+
+def load_model(path) -> Model:
+    """The model saved in a workdir, its checkpoints directory (newest readable step), one step's
+    directory, a saved model, or ``"pretrained"``: the weights shipped with hsijax.
+
+    An unreadable newer step of a workdir is named in a one-line warning on stderr and the one before
+    it is used (nothing on disk changes); when no step is readable, or the one step given is not,
+    `HsijaxError`.
+    """
+    errors = []
+    for directory in step_directories(path):
+        try:
+            model = _load_step(directory)
+        except HsijaxError as error:
+            errors.append(error)
+            continue
+        for error in errors:
+            warn(f"{error}; using step {directory.name}")
+        return model
+    raise errors[0]
+
+
+def load_pretrained() -> Model:
+    """The shipped pretrained `Model` (see the model card for its data, training and limits)."""
+    return load_model(PRETRAINED)
+
+
+def _load_step(directory: Path) -> Model:
+    handler = ocp.JsonCheckpointHandler()
+    try:
+        with absl_quiet():
+            config = ModelConfig.from_dict(handler.restore(directory / "model_config"))
+            state = restore_on_this_machine(directory / "state")
+            saved_checksum = handler.restore(directory / "checksum") if (directory / "checksum").is_dir() else None
+        params = state.get("params") if isinstance(state, dict) else None
+        if saved_checksum is not None and saved_checksum["params"] != checksums({"params": params})["params"]:
+            raise Damaged("its parameters do not match their checksum")
+    except Damaged as error:
+        raise HsijaxError(f"{directory}: unreadable checkpoint ({error})") from None
+    except Exception as error:  # Orbax, TensorStore and JSON raise many types for damaged files
+        raise HsijaxError(f"{directory}: unreadable checkpoint ({describe(error)})") from None
+    if _shapes(params) != _shapes(jax.eval_shape(lambda: init_variables(config, 0))):
+        raise HsijaxError(f"{directory}: the saved parameters do not match its model_config "
+                          f"({config.to_dict()}); the checkpoint is damaged or mixed")
+    return Model(config, params)
+
+
+def _shapes(tree) -> tuple:
+    """The structure of a pytree with the shape of every leaf, to compare two parameter trees."""
+    leaves, structure = jax.tree.flatten(tree)
+    return structure, tuple(tuple(getattr(leaf, "shape", ())) for leaf in leaves)
+
+
+def save_model(model: Model, directory) -> Path:
+    """Write ``model`` in the layout of one checkpoint step (``state/`` with its parameters,
+    ``model_config/`` and ``checksum/``), so that `load_model`, `SpectralClassifier.from_pretrained`
+    and the ``--checkpoint`` options read it like a pretraining checkpoint."""
+    directory = Path(directory).expanduser().resolve()
+    if directory.exists():
+        raise HsijaxError(f"{directory}: already exists")
+    staging = directory.with_name(f".{directory.name}.saving")
+    shutil.rmtree(staging, ignore_errors=True)  # left by a save that was killed
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(staging / "state", {"params": model.variables})
+    checkpointer.wait_until_finished()
+    (staging / "model_config").mkdir()
+    ocp.JsonCheckpointHandler().save(staging / "model_config", args=ocp.args.JsonSave(model.config.to_dict()))
+    (staging / "checksum").mkdir()
+    ocp.JsonCheckpointHandler().save(staging / "checksum", args=ocp.args.JsonSave(checksums({"params": model.variables})))
+    staging.rename(directory)
+    return directory

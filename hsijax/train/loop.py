@@ -1,0 +1,227 @@
+"""Pretraining: one loop for the ``hsijax pretrain`` command and for the Python API.
+
+- `train(config, workdir)` pretrains on prepared scenes as an ml_collections config says, holds out
+  a fixed sample of each scene's pixels and scores their reconstruction as it goes, logs to the
+  workdir, and checkpoints (`hsijax.train.checkpoint`); running it again resumes from the newest
+  checkpoint, so an interrupted and resumed run ends with the same parameters as an uninterrupted one.
+- `pretrain(model, sets, steps)` pretrains a model on scenes held in memory (`TrainingSet`), with no
+  workdir: what a notebook, the demo and the tests use.
+
+Both draw their batches from the same Grain pipeline (`hsijax.data.pipeline`: per-scene batches in
+mixed turns, reshuffled every epoch) and run the same data-parallel step (`hsijax.train.step`) in
+`run_steps`; they differ only in where the scenes come from and in what is recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jax
+import numpy as np
+from jax.sharding import Mesh
+from tqdm.auto import tqdm
+
+from hsijax.data.loading import open_scenes, scene_names
+from hsijax.data.pipeline import TrainingSet, make_pipeline, split_held_out
+from hsijax.errors import HsijaxError
+from hsijax.files import check_output
+from hsijax.metrics import mpsnr
+from hsijax.models.autoencoder import Model, ModelConfig, SharedAutoencoder, init_variables
+from hsijax.models.inference import reconstruct
+from hsijax.models.saved_model import load_model
+from hsijax.train import checkpoint
+from hsijax.train.mesh import abstract, global_batch, make_mesh, replicate, to_host
+from hsijax.train.metrics_log import MetricsLog
+from hsijax.train.step import make_optimizer, make_train_step
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingResult:
+    model: Model
+    losses: np.ndarray  # reconstruction MSE of each step run now (after ``resumed_from``)
+    steps: int
+    resumed_from: int
+    seconds: float  # wall time, compilation included
+    pixels_per_second: float  # leaving out the first logging interval, which includes compilation
+    final_eval: dict[str, float]  # held-out reconstruction MPSNR (dB) at the last step; {} without held-out pixels
+
+
+def pretrain(model: Model, sets: Sequence[TrainingSet], steps: int, batch_size: int = 256,
+             learning_rate: float = 1e-3, weight_decay: float = 1e-6, seed: int = 0,
+             progress: bool = True) -> TrainingResult:
+    """Train ``model`` on the pixels of ``sets`` (scenes take turns in proportion to their pixel
+    counts); deterministic for a seed on one machine."""
+    mesh = _checked_mesh(batch_size)
+    optimizer = make_optimizer(learning_rate, steps)
+    iterator = iter(make_pipeline(sets, batch_size, seed, "pixels", model.config.buckets))
+    state = initial_state(model.variables, optimizer, seed, mesh)
+    step_fn = make_train_step(model.module, optimizer, weight_decay, mesh)
+    return run_steps(model.config, state, step_fn, iterator, mesh, steps, batch_size, progress=progress,
+                     description=f"pretrain {model.config.decoder}")
+
+
+def train(config, workdir, progress: bool = True) -> TrainingResult:
+    """Pretrain as ``config`` says, in ``workdir``; resumes from its newest checkpoint."""
+    workdir = check_output(Path(workdir).expanduser(), "directory")
+    for field in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
+        if config.train[field] < 1:
+            raise HsijaxError(f"config.train.{field} must be at least 1, got {config.train[field]}")
+    mesh = _checked_mesh(config.train.batch_size)
+    model_config, variables = starting_model(config)
+    record = {**config.to_dict(), "model": model_config.to_dict()}  # what this run is, saved with it
+    iterator, held_out = input_data(config, model_config)
+    optimizer = make_optimizer(config.optim.learning_rate, config.train.steps,
+                               config.optim.final_learning_rate_fraction)
+    state = initial_state(variables, optimizer, config.seed, mesh)
+    manager = checkpoint.checkpoint_manager(workdir, config.train.checkpoint_every, config.train.keep_checkpoints)
+    log = MetricsLog(workdir)
+    try:
+        restored = checkpoint.restore_latest(manager, jax.tree.map(abstract, state), iterator, model_config, record)
+        start, state = (0, state) if restored is None else restored
+        step_fn = make_train_step(SharedAutoencoder(model_config), optimizer, config.optim.weight_decay, mesh)
+
+        def save(step: int, state: dict, force: bool) -> None:
+            checkpoint.save(manager, step, state, iterator, model_config, record, force=force)
+
+        return run_steps(model_config, state, step_fn, iterator, mesh, config.train.steps, config.train.batch_size,
+                         start=start, log_every=config.train.log_every, eval_every=config.train.eval_every,
+                         held_out=held_out, log=log, save=save, should_save=manager.should_save,
+                         progress=progress)
+    finally:
+        manager.wait_until_finished()
+        manager.close()
+        log.close()
+
+
+def _checked_mesh(batch_size: int) -> Mesh:
+    mesh = make_mesh()
+    if batch_size % mesh.size:
+        raise HsijaxError(f"batch size {batch_size} does not split over {mesh.size} devices")
+    return mesh
+
+
+def starting_model(config) -> tuple[ModelConfig, dict]:
+    """(model config, parameters) a run starts from: ``config.model`` with fresh parameters, or the
+    saved model ``config.init_from`` (a workdir, a step or ``pretrained``) with its own config.
+
+    With ``init_from`` the network is the saved one, whatever ``config.model`` says; the fields it
+    overrules are named in one line on stderr, so a built-in config works with any saved model.
+    """
+    init_from = config.get("init_from", "")
+    model_config = ModelConfig.from_dict(dict(config.model))
+    if not init_from:
+        return model_config, init_variables(model_config, config.seed)
+    model = load_model(init_from)
+    ours, theirs = model_config.to_dict(), model.config.to_dict()
+    overruled = [f"{field} {ours[field]} -> {theirs[field]}" for field in ours if ours[field] != theirs[field]]
+    if overruled and jax.process_index() == 0:
+        print(f"hsijax: config.init_from={init_from}: the model is the saved one; config.model overruled: "
+              + ", ".join(overruled), file=sys.stderr, flush=True)
+    return model.config, model.variables
+
+
+def input_data(config, model_config: ModelConfig):
+    """(batch iterator over the training pixels, held-out samples) of the configured scenes."""
+    datasets = open_scenes(scene_names(config.data.scenes), config.data.data_dir, config.data.imports)
+    splits = [split_held_out(d, min(config.data.held_out_pixels, len(d) // 2), config.seed) for d in datasets]
+    held_out = [held_out_sample(d, held) for d, (_, held) in zip(datasets, splits)]
+    pipeline = make_pipeline(datasets, config.train.batch_size, config.seed, config.data.mixing,
+                             model_config.buckets, train_indices=[train for train, _ in splits])
+    return iter(pipeline), held_out
+
+
+def held_out_sample(dataset, indices: np.ndarray) -> TrainingSet:
+    """A scene's held-out pixels, normalised, never trained on."""
+    pixels = dataset.normalization.apply(dataset.read(indices)["spectrum"])
+    return TrainingSet(dataset.name, pixels, dataset.wavelengths_nm)
+
+
+def evaluate(model: Model, held_out: Sequence[TrainingSet]) -> dict[str, float]:
+    """Reconstruction MPSNR (dB) of each scene's held-out pixels, and their mean."""
+    scores = {h.name: mpsnr(h.pixels, reconstruct(model, h.pixels, h.wavelengths_nm)) for h in held_out}
+    return {**{f"mpsnr_db/{name}": value for name, value in scores.items()},
+            "mpsnr_db/mean": float(np.mean(list(scores.values())))}
+
+
+def initial_state(variables, optimizer, seed: int, mesh: Mesh) -> dict:
+    params = replicate(variables, mesh)
+    return {
+        "params": params,
+        "opt_state": jax.jit(optimizer.init)(params),
+        "step": replicate(np.int32(0), mesh),
+        # The base key of the run; the autoencoder itself draws no random numbers while training.
+        "rng": replicate(jax.random.key_data(jax.random.key(seed)), mesh),
+    }
+
+
+def run_steps(model_config: ModelConfig, state: dict, step_fn: Callable, iterator, mesh: Mesh, steps: int,
+              batch_size: int, *, start: int = 0, log_every: int = 50, eval_every: int = 0,
+              held_out: Sequence[TrainingSet] = (), log: MetricsLog | None = None,
+              save: Callable | None = None, should_save: Callable[[int], bool] = lambda step: False,
+              progress: bool = True, description: str = "pretrain") -> TrainingResult:
+    """The training loop from step ``start`` to ``steps``: log every ``log_every`` steps, score the
+    held-out pixels every ``eval_every``, and ``save(step, state, force)`` when ``should_save(step)``
+    and at the end."""
+    params, opt_state = state["params"], state["opt_state"]
+    meter = Throughput(batch_size)
+    final_eval = {}
+    bar = tqdm(total=steps, initial=start, desc=description, disable=not progress or jax.process_index())
+    for step in range(start, steps):
+        params, opt_state, mse = step_fn(params, opt_state, global_batch(next(iterator), mesh))
+        meter.add(mse)
+        done = step + 1
+        bar.update()
+        if done % log_every == 0 or done == steps:
+            values = meter.flush()
+            if log:
+                log.write(done, "train", values)
+            bar.set_postfix(mse=f"{values['mse']:.2e}", px_s=f"{values['pixels_per_second']:,.0f}")
+        if held_out and eval_every and (done % eval_every == 0 or done == steps):
+            final_eval = evaluate(Model(model_config, to_host(params)), held_out)
+            if log:
+                log.write(done, "eval", final_eval)
+        if save and (done == steps or should_save(done)):  # only then: the step array is a host-to-device copy
+            state = {"params": params, "opt_state": opt_state, "step": replicate(np.int32(done), mesh),
+                     "rng": state["rng"]}
+            save(done, state, done == steps)
+    bar.close()
+    model = Model(model_config, to_host(params))
+    if start >= steps and held_out:  # nothing left to train: report the checkpoint's quality
+        final_eval = evaluate(model, held_out)
+    return TrainingResult(model, np.asarray(meter.losses, np.float64), steps, start, meter.wall_seconds(),
+                          meter.steady_rate(), final_eval)
+
+
+class Throughput:
+    """Losses, and pixels/s per logging interval; the steady rate leaves out the first interval
+    after a (re)start, which includes compilation."""
+
+    def __init__(self, batch_size: int):
+        self.batch_size = batch_size
+        self.pending, self.losses = [], []
+        self.began = self.interval_start = time.perf_counter()
+        self.timed_pixels, self.timed_seconds, self.intervals = 0, 0.0, 0
+
+    def add(self, mse) -> None:
+        self.pending.append(mse)  # a device array: fetching it now would stall the pipeline
+
+    def flush(self) -> dict[str, float]:
+        seconds = time.perf_counter() - self.interval_start
+        interval = [float(to_host(m)) for m in self.pending]
+        self.losses.extend(interval)
+        pixels = len(interval) * self.batch_size
+        if self.intervals:
+            self.timed_pixels, self.timed_seconds = self.timed_pixels + pixels, self.timed_seconds + seconds
+        self.intervals += 1
+        self.pending, self.interval_start = [], time.perf_counter()
+        return {"mse": float(np.mean(interval)), "pixels_per_second": pixels / seconds}
+
+    def steady_rate(self) -> float:
+        return self.timed_pixels / self.timed_seconds if self.timed_seconds else float("nan")
+
+    def wall_seconds(self) -> float:
+        return time.perf_counter() - self.began
