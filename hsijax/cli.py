@@ -99,10 +99,11 @@ def add_import(subparsers) -> None:
     command.set_defaults(run=run_import_command)
 
 
-def run_import_command(args) -> Path:
-    from hsijax.data.loading import ImportOptions, import_scene
+def run_import_command(args) -> str:
+    from hsijax.data.loading import ImportOptions, import_scene, summary
 
-    return import_scene(ImportOptions.from_args(args), args.name, args.data_dir)
+    directory = import_scene(ImportOptions.from_args(args), args.name, args.data_dir)
+    return f"{summary(directory)}\n{directory}"
 
 
 def add_prepare(subparsers) -> None:
@@ -119,10 +120,12 @@ def add_prepare(subparsers) -> None:
     command.set_defaults(run=run_prepare_command)
 
 
-def run_prepare_command(args) -> Path:
+def run_prepare_command(args) -> str:
     from hsijax.data.builders import prepare_scene
+    from hsijax.data.loading import summary
 
-    return prepare_scene(args.scene, args.data_dir, args.manual_dir)
+    directory = prepare_scene(args.scene, args.data_dir, args.manual_dir)
+    return f"{summary(directory)}\n{directory}"
 
 
 def add_scene_input(command) -> None:

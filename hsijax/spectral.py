@@ -144,6 +144,11 @@ class Normalization:
     offset: float
     scale: float
 
+    @classmethod
+    def from_range(cls, low: float, high: float) -> Normalization:
+        """[low, high] -> [0, 1]; a constant scene (low == high) keeps scale 1, mapping to 0."""
+        return cls(offset=low, scale=high - low if high > low else 1.0)
+
     def apply(self, raw) -> np.ndarray:
         return ((np.asarray(raw, dtype=np.float32) - self.offset) / self.scale).astype(np.float32)
 
@@ -151,8 +156,9 @@ class Normalization:
         return np.asarray(normalised, dtype=np.float32) * self.scale + self.offset
 
 
-def fit_normalization(cube, name: str = "cube") -> Normalization:
-    """Global min-max of a scene (all pixels and bands together); see the module docstring.
+def band_ranges(cube, name: str = "cube") -> tuple[np.ndarray, np.ndarray]:
+    """(lowest, highest) value of each band over all pixels, (b,) each, after checking the scene
+    is finite and fits float32 (`check_float32_range`).
 
     Reads the raw dtype in row blocks (`hsijax.files.row_blocks`) without a float copy, so a
     memory-mapped scene larger than memory is scanned with flat memory.
@@ -160,16 +166,22 @@ def fit_normalization(cube, name: str = "cube") -> Normalization:
     array = cube if isinstance(cube, np.ndarray) else np.asarray(cube)
     if array.size == 0 or array.dtype.kind not in "biuf":
         raise HsijaxError(f"{name}: expected a non-empty numeric array, got {array.dtype} {array.shape}")
-    lows, highs = zip(*((float(block.min()), float(block.max())) for _, block in row_blocks(array)))
-    low, high = np.min(lows), np.max(highs)  # NumPy's min/max propagate NaN, Python's would not
-    if not (np.isfinite(low) and np.isfinite(high)):
-        bad_bands = int((~np.isfinite(array.reshape(-1, array.shape[-1]))).any(axis=0).sum())
-        raise HsijaxError(
-            f"{name}: contains NaN or infinite values (in {bad_bands} of {array.shape[-1]} bands)"
-        )
-    check_float32_range(low, high, array.dtype, name)
-    scale = high - low
-    return Normalization(offset=float(low), scale=float(scale) if scale > 0 else 1.0)
+    bands = array.shape[-1]
+    ranges = [(block.reshape(-1, bands).min(axis=0), block.reshape(-1, bands).max(axis=0))
+              for _, block in row_blocks(array)]
+    lows = np.min([low for low, _ in ranges], axis=0).astype(np.float64)  # NumPy's min/max propagate NaN
+    highs = np.max([high for _, high in ranges], axis=0).astype(np.float64)
+    if not (np.isfinite(lows).all() and np.isfinite(highs).all()):
+        bad_bands = int((~(np.isfinite(lows) & np.isfinite(highs))).sum())
+        raise HsijaxError(f"{name}: contains NaN or infinite values (in {bad_bands} of {bands} bands)")
+    check_float32_range(float(lows.min()), float(highs.max()), array.dtype, name)
+    return lows, highs
+
+
+def fit_normalization(cube, name: str = "cube") -> Normalization:
+    """Global min-max of a scene (all pixels and bands together); see the module docstring."""
+    lows, highs = band_ranges(cube, name)
+    return Normalization.from_range(float(lows.min()), float(highs.max()))
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)

@@ -42,7 +42,7 @@ def write_inputs(folder: Path) -> None:
     np.save(folder / "one_d.npy", np.ones(12, np.float32))
     np.save(folder / "four_d.npy", np.ones((2, 6, 5, 12), np.float32))
     np.save(folder / "zero_bands.npy", np.ones((6, 5, 0), np.float32))
-    np.save(folder / "many_bands.npy", np.ones((6, 5, 600), np.float32))
+    np.save(folder / "many_bands.npy", np.random.default_rng(0).random((6, 5, 600), np.float32))
     np.save(folder / "nan.npy", np.where(CUBE > 900, np.nan, CUBE))
     np.save(folder / "inf.npy", np.where(CUBE > 900, np.inf, CUBE))
     np.save(folder / "float64_huge.npy", CUBE.astype(np.float64) * 1e300)  # beyond float32: inf

@@ -54,9 +54,14 @@ def test_npy_band_last_with_gt_and_wavelengths(tmp_path):
     assert meta["wavelengths_nm"][0] == 400 and meta["normalization"]["offset"] == CUBE.min()
 
 
-def test_npy_band_first(tmp_path):
+def test_npy_band_first_is_read_by_its_evidence(tmp_path):
+    """A band-first .npy is read band-first when something says so (here the ground truth); alone,
+    NumPy's convention (band-last) reads it, and says so (tests/test_layouts.py has every case)."""
     np.save(tmp_path / "cube.npy", CUBE.transpose(2, 0, 1))
-    np.testing.assert_array_equal(imported(tmp_path, tmp_path / "cube.npy")[0], CUBE)
+    np.save(tmp_path / "gt.npy", LABELS)
+    cube, _, meta = imported(tmp_path, tmp_path / "cube.npy", "--gt", tmp_path / "gt.npy")
+    np.testing.assert_array_equal(cube, CUBE)
+    assert meta["layout"] == {"read_as": "band_first", "decided_by": "the ground truth (16 × 14)"}
 
 
 def test_mat_v5_finds_the_cube_variable_itself(tmp_path):
@@ -135,12 +140,13 @@ def test_bad_input_is_one_clear_line_and_leaves_nothing(tmp_path):
         assert not data_dir.exists() or not any(data_dir.iterdir())
 
 
-def test_layout_flag_overrides_the_guess(tmp_path):
-    wide = np.arange(3 * 4 * 5, dtype=np.uint16).reshape(3, 4, 5)  # band-last with 5 bands...
-    np.save(tmp_path / "cube.npy", wide)  # ...but its first axis is the smallest: auto says band-first
-    assert imported(tmp_path, tmp_path / "cube.npy")[0].shape == (4, 5, 3)
-    cube = imported(tmp_path / "again", tmp_path / "cube.npy", "--layout", "band_last")[0]
-    np.testing.assert_array_equal(cube, wide)
+def test_layout_flag_chooses_where_nothing_else_says(tmp_path):
+    wide = np.arange(3 * 4 * 5, dtype=np.uint16).reshape(3, 4, 5)  # band-last, its first axis the smallest
+    np.save(tmp_path / "cube.npy", wide)  # before: taken for band-first by its sizes alone
+    np.testing.assert_array_equal(imported(tmp_path, tmp_path / "cube.npy")[0], wide)
+    cube, _, meta = imported(tmp_path / "again", tmp_path / "cube.npy", "--layout", "band_first")
+    np.testing.assert_array_equal(cube, np.moveaxis(wide, 0, -1))
+    assert meta["layout"] == {"read_as": "band_first", "decided_by": "--layout band_first"}
 
 
 def run_cli(capsys, *args) -> tuple[int, str, str]:

@@ -37,8 +37,10 @@ def test_prepare_from_a_manual_directory_prints_the_dataset(tmp_path, capsys):
     code, out, err = prepare(capsys, "ksc", "--manual-dir", manual_copy(tmp_path, "ksc"),
                              "--data-dir", tmp_path / "data")
     assert code == 0, err
-    assert out.strip() == str(tmp_path / "data" / "ksc" / "1.0.0")  # stdout holds only the directory
-    meta = load_dataset(out.strip()).metadata
+    summary, directory = out.strip().splitlines()  # what was read, then the dataset's directory
+    assert directory == str(tmp_path / "data" / "ksc" / "1.0.0")
+    assert summary.startswith("ksc: 6 × 5 pixels × 176 bands (band-last: ")
+    meta = load_dataset(directory).metadata
     assert meta["bands"] == 176 and meta["sensor"] == "AVIRIS" and "manual directory" in meta["source"]
 
 
@@ -46,7 +48,7 @@ def test_indian_pines_falls_back_to_the_embedded_copy(tmp_path, capsys, monkeypa
     monkeypatch.setattr("hsijax.data.builders.server_reachable", lambda url: False)  # offline
     code, out, err = prepare(capsys, "indian_pines", "--data-dir", tmp_path / "data")
     assert code == 0, err
-    meta = load_dataset(out.strip()).metadata
+    meta = load_dataset(out.strip().splitlines()[-1]).metadata
     assert (meta["height"], meta["width"], meta["bands"]) == (145, 145, 200)
     assert "tensorly" in meta["source"]
 

@@ -61,8 +61,7 @@ class PublishedSceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=T
 
     def _split_generators(self, dl_manager):
         scene, source = self._read_scene(dl_manager)
-        norm = check_scene(scene, f"{self.SPEC.name} ({source})")
-        metadata = scene_metadata(scene, norm, source)
+        metadata = scene_metadata(scene, check_scene(scene, f"{self.SPEC.name} ({source})"), source)
         metadata.update(wavelength_source=self.SPEC.wavelength_source, licence=self.SPEC.licence)
         self.info.metadata.update(metadata)
         return {"train": self._generate_examples(scene)}
@@ -146,7 +145,9 @@ def read_published_scene(spec: SceneSpec, paths: dict[str, Path]) -> Scene:
     """The scene from its published files, checked against the catalogue's band count."""
     cube_file = spec.cube_file
     cube_path = paths[cube_file.filename]
-    cube, file_wavelengths = read_cube(cube_path, cube_file.key, layout=cube_file.layout)
+    reading = read_cube(cube_path, cube_file.key, layout=cube_file.layout,
+                        band_count=(spec.bands, f"the catalogue's {spec.title}"))
+    cube, file_wavelengths = reading.cube, reading.wavelengths_nm
     if cube.shape[-1] != spec.bands:
         raise HsijaxError(f"{cube_path}: {cube.shape[-1]} bands, but {spec.title} has {spec.bands}")
     labels = None
@@ -161,7 +162,8 @@ def read_published_scene(spec: SceneSpec, paths: dict[str, Path]) -> Scene:
     wavelengths = file_wavelengths  # an ENVI header's own list beats the catalogue's nominal one
     if wavelengths is None and spec.wavelengths_nm is not None:
         wavelengths = np.asarray(spec.wavelengths_nm)
-    return Scene(spec.name, spec.sensor, cube, labels, wavelengths, spec.class_names)
+    return Scene(spec.name, spec.sensor, cube, labels, wavelengths, spec.class_names, reading.layout,
+                 reading.decided_by)
 
 
 def _merge_labels(labels: np.ndarray, more: np.ndarray, path: Path) -> np.ndarray:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -33,6 +34,7 @@ from hsijax.data.storage import (
     check_scene_content,
     load_dataset,
     read_scene,
+    summary_line,
 )
 from hsijax.errors import HsijaxError
 
@@ -101,23 +103,32 @@ def parse_import_options(text: str, where: str = "import options") -> ImportOpti
 
 def read_scene_file(options: ImportOptions, name: str) -> Scene:
     """A `Scene` read from ``options.file`` with its ground truth and wavelengths, if given."""
-    cube, wavelengths = read_cube(options.file, options.key, options.shape, options.layout)
-    if options.wavelengths is not None:
-        wavelengths = read_wavelengths(options.wavelengths)
-        if len(wavelengths) != cube.shape[-1]:
-            raise HsijaxError(f"{options.wavelengths}: {len(wavelengths)} wavelengths for {cube.shape[-1]} "
-                              f"bands of {options.file}")
     labels = read_labels(options.gt, options.gt_key) if options.gt is not None else None
+    wavelengths = read_wavelengths(options.wavelengths) if options.wavelengths is not None else None
+    reading = read_cube(options.file, options.key, options.shape, options.layout,
+                        labels_shape=None if labels is None else labels.shape,
+                        band_count=None if wavelengths is None else (len(wavelengths), "the wavelength list"))
+    cube = reading.cube
+    if wavelengths is not None and len(wavelengths) != cube.shape[-1]:
+        raise HsijaxError(f"{options.wavelengths}: {len(wavelengths)} wavelengths for {cube.shape[-1]} "
+                          f"bands of {options.file}")
     if labels is not None and labels.shape != cube.shape[:2]:
         raise HsijaxError(
             f"{options.gt}: ground truth shape {labels.shape} differs from the image's {cube.shape[:2]}"
         )
-    return Scene(name, options.sensor, cube, labels, wavelengths)
+    return Scene(name, options.sensor, cube, labels, reading.wavelengths_nm if wavelengths is None else wavelengths,
+                 layout=reading.layout, layout_decided_by=reading.decided_by)
 
 
 def import_scene(options: ImportOptions, name: str, data_dir=DEFAULT_DATA_DIR) -> Path:
     """`hsijax import`: read ``options.file`` and write it as the dataset ``name``; its directory."""
     return build_dataset(read_scene_file(options, name), data_dir, source=str(options.file))
+
+
+def summary(directory) -> str:
+    """The line an import or prepare prints: what the dataset holds and how its file was read."""
+    dataset = load_dataset(directory)
+    return summary_line(dataset.name, dataset.metadata)
 
 
 def ensure_scene(name: str, data_dir, imports: Mapping[str, str] | None = None) -> Path:
@@ -130,11 +141,14 @@ def ensure_scene(name: str, data_dir, imports: Mapping[str, str] | None = None) 
     if jax.process_count() > 1:
         raise HsijaxError(f"{directory}: not prepared; prepare every scene before a multi-process run")
     if name in imports:
-        return import_scene(parse_import_options(imports[name], f"config.data.imports.{name}"), name, data_dir)
-    if name in SCENES:
-        return prepare_scene(name, data_dir)
-    raise HsijaxError(f"scene {name!r} is not prepared in {data_dir}, not catalogued, and has no "
-                      f"config.data.imports entry; run `hsijax import FILE --name {name}` first")
+        directory = import_scene(parse_import_options(imports[name], f"config.data.imports.{name}"), name, data_dir)
+    elif name in SCENES:
+        directory = prepare_scene(name, data_dir)
+    else:
+        raise HsijaxError(f"scene {name!r} is not prepared in {data_dir}, not catalogued, and has no "
+                          f"config.data.imports entry; run `hsijax import FILE --name {name}` first")
+    print(f"hsijax: prepared {summary(directory)}", file=sys.stderr, flush=True)
+    return directory
 
 
 def load_scene(name: str, data_dir=DEFAULT_DATA_DIR, imports: Mapping[str, str] | None = None) -> Scene:

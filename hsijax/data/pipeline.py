@@ -33,7 +33,7 @@ import grain
 import numpy as np
 
 from hsijax.errors import HsijaxError
-from hsijax.spectral import DEFAULT_BUCKETS, Normalization, make_batch
+from hsijax.spectral import DEFAULT_BUCKETS, Normalization, check_band_count, make_batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +49,10 @@ class TrainingSet:
 
     def __len__(self) -> int:
         return len(self.pixels)
+
+    @property
+    def bands(self) -> int:
+        return self.pixels.shape[-1]
 
     def read(self, indices) -> dict[str, np.ndarray]:
         """Pixels ``indices``: ``spectrum`` (n, b) float32; ``label`` 0; ``row`` the pixel's index."""
@@ -117,6 +121,7 @@ def scene_batches(scene, scene_index: int, indices: np.ndarray, batch_size: int,
         raise HsijaxError(
             f"{scene.name}: {len(indices)} training pixels, fewer than the batch size {batch_size}"
         )
+    check_band_count(scene.bands, buckets, f"scene {scene.name}")
     return (
         grain.MapDataset.source(np.asarray(indices, np.int64))
         .shuffle(seed=seed * 1_000_003 + scene_index)

@@ -3,17 +3,26 @@
 Formats: MATLAB ``.mat`` v5 (scipy) and v7.3 (HDF5, h5py), ENVI ``.hdr`` + data file (spectral,
 wavelengths from the header), TIFF/GeoTIFF (tifffile) and ``.npy`` (memory-mapped).
 
-Layouts: cubes come out as (H, W, b). A 3-D array is band-last unless its *first* axis is the
-smallest, in which case it is taken as band-first (b, H, W). A 2-D array with ``shape=(H, W)`` is a
-bands x pixels matrix with the pixels in MATLAB column-major order (Samson, Jasper Ridge):
-``cube = Y.T.reshape(W, H, b).transpose(1, 0, 2)``. MATLAB v7.3 files store arrays transposed, so
-their axes are reversed on reading.
+Layouts: cubes come out as (H, W, b), read by evidence, never by a guess from the array's sizes
+alone (`decide_layout`). A 3-D array is band-last (H, W, b) or band-first (b, H, W); what decides:
+- what the file says: an ENVI header's interleave (spectral reads the cube by it; never second-
+  guessed, so ``--layout`` does not apply), a TIFF's PlanarConfiguration (``separate``: band-first,
+  ``contig``: band-last, as tifffile reports its axes ``SYX`` / ``YXS``);
+- what the user gives: ``--layout``, the ground truth's shape and ``--shape`` (the spatial axes),
+  a wavelength list's length (the band axis) -- and for a catalogued scene its published band count;
+- only when these leave both readings: the format's convention -- MATLAB and NumPy arrays are
+  band-last, a TIFF's pages (axes ``QYX``) are bands -- else a refusal naming both readings and
+  ``--layout``. Evidence that contradicts itself is refused in one line naming each piece.
+A 2-D array with ``shape=(H, W)`` is a bands x pixels matrix with the pixels in MATLAB column-major
+order (Samson, Jasper Ridge): ``cube = Y.T.reshape(W, H, b).transpose(1, 0, 2)``. MATLAB v7.3 files
+store arrays transposed, so their axes are reversed on reading.
 
 Every failure raises `HsijaxError` naming the file and what is wrong with it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -87,7 +96,7 @@ def _pick(arrays: dict[str, np.ndarray], path: Path, key: str | None, ndims: tup
     return max(candidates, key=lambda a: a.size)
 
 
-def _read_envi(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def _read_envi(path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
     import spectral.io.envi as envi
 
     try:
@@ -98,7 +107,7 @@ def _read_envi(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     wavelengths = image.metadata.get("wavelength")
     if wavelengths is not None:
         wavelengths = _in_nanometres(np.asarray(wavelengths, dtype=np.float64), image.metadata)
-    return cube, wavelengths
+    return cube, wavelengths, str(image.metadata.get("interleave", "bsq")).lower()
 
 
 def _envi_header_wavelengths(path: Path) -> np.ndarray:
@@ -119,11 +128,14 @@ def _in_nanometres(wavelengths: np.ndarray, header: dict) -> np.ndarray:
     return wavelengths * 1000.0 if micrometres else wavelengths
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
+    """(array, its axes as tifffile names them: S samples, Y rows, X columns, Q/I pages, ...)."""
     import tifffile
 
     try:
-        return tifffile.imread(path)
+        with tifffile.TiffFile(path) as tiff:
+            series = tiff.series[0]
+            return series.asarray(), series.axes
     except Exception as error:
         raise HsijaxError(f"{path}: not a readable TIFF file ({error})") from None
 
@@ -155,29 +167,135 @@ def _existing_file(path) -> Path:
     return path
 
 
-def read_arrays(path, key: str | None, ndims: tuple[int, ...], what: str):
-    """(array, wavelengths or None) from any supported file; see the module docstring."""
+@dataclasses.dataclass(frozen=True)
+class FileArray:
+    """An array as read from a file, and what the file itself says about its axes."""
+
+    array: np.ndarray
+    wavelengths_nm: np.ndarray | None = None  # an ENVI header's own list
+    envi_interleave: str | None = None  # ENVI: the array is already (rows, columns, bands)
+    tiff_axes: str | None = None
+    convention: str | None = None  # "MATLAB", "NumPy": band-last by convention
+
+
+def read_file_array(path, key: str | None, ndims: tuple[int, ...], what: str) -> FileArray:
+    """The array of any supported file; see the module docstring."""
     path = _existing_file(path)
     suffix = path.suffix.lower()
     if suffix == ".mat":
-        return _pick(_arrays_in_mat(path), path, key, ndims, what), None
+        return FileArray(_pick(_arrays_in_mat(path), path, key, ndims, what), convention="MATLAB")
     if suffix == ".hdr":
-        return _read_envi(path)
+        cube, wavelengths, interleave = _read_envi(path)
+        return FileArray(cube, wavelengths, envi_interleave=interleave)
     if suffix in (".tif", ".tiff"):
-        return _read_tiff(path), None
+        array, axes = _read_tiff(path)
+        return FileArray(array, tiff_axes=axes)
     if suffix == ".npy":
-        return _read_npy(path), None
+        return FileArray(_read_npy(path), convention="NumPy")
     raise HsijaxError(f"{path}: unsupported file type {suffix!r}; expected one of {CUBE_SUFFIXES}")
 
 
+def read_arrays(path, key: str | None, ndims: tuple[int, ...], what: str):
+    """(array, wavelengths or None) from any supported file."""
+    read = read_file_array(path, key, ndims, what)
+    return read.array, read.wavelengths_nm
+
+
 LAYOUTS = ("auto", "band_last", "band_first")
+READINGS = ("band_last", "band_first")
 
 
-def to_band_last(array: np.ndarray, path, shape: tuple[int, int] | None, layout: str = "auto") -> np.ndarray:
-    """(H, W, b) from a band-last or band-first cube, or from a bands x pixels matrix + ``shape``.
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """One thing that says how a 3-D array is laid out: the readings it allows, and whether it is
+    only a convention (which decides nothing against any other evidence)."""
 
-    ``layout="auto"`` takes a 3-D array as band-first when its first axis is the smallest.
-    """
+    name: str  # as a message names it, e.g. "the ground truth (70 x 90)"
+    readings: frozenset[str]
+    convention: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class CubeReading:
+    """A cube read from a file: (H, W, b), its own wavelengths if the file has them, and how its
+    layout was decided."""
+
+    cube: np.ndarray
+    wavelengths_nm: np.ndarray | None
+    layout: str  # band_last | band_first | bands_by_pixels
+    decided_by: str
+
+
+def reading_shape(shape: tuple[int, int, int], reading: str) -> tuple[int, int, int]:
+    """(H, W, b) of a 3-D array's shape under a reading."""
+    return tuple(shape) if reading == "band_last" else (shape[1], shape[2], shape[0])
+
+
+def describe_reading(shape, reading: str) -> str:
+    height, width, bands = reading_shape(shape, reading)
+    return f"{reading.replace('_', '-')}, {height} × {width} pixels × {bands} bands"
+
+
+def layout_evidence(shape: tuple[int, int, int], read: FileArray, layout: str = "auto",
+                    spatial: list[tuple[tuple[int, int], str]] = (),
+                    band_count: tuple[int, str] | None = None) -> list[Evidence]:
+    """What says how an array of ``shape`` is laid out: the file, ``--layout``, spatial sizes
+    (``(shape, what gives it)`` each) and the band count (``(count, what gives it)``)."""
+    evidence = []
+    if read.tiff_axes is not None:
+        axes = read.tiff_axes
+        if axes == "SYX":
+            evidence.append(Evidence("the TIFF's PlanarConfiguration (separate, axes SYX)", frozenset({"band_first"})))
+        elif axes == "YXS":
+            evidence.append(Evidence("the TIFF's PlanarConfiguration (contig, axes YXS)", frozenset({"band_last"})))
+        elif len(axes) == 3 and axes.endswith("YX"):
+            evidence.append(Evidence(f"the TIFF's pages as bands (axes {axes})", frozenset({"band_first"}), True))
+    if read.convention:
+        evidence.append(Evidence(f"the {read.convention} convention", frozenset({"band_last"}), True))
+    if layout != "auto":
+        evidence.append(Evidence(f"--layout {layout}", frozenset({layout})))
+    for size, what in spatial:
+        evidence.append(Evidence(f"{what} ({size[0]} × {size[1]})", frozenset(
+            r for r in READINGS if reading_shape(shape, r)[:2] == tuple(size))))
+    if band_count is not None:
+        count, what = band_count
+        evidence.append(Evidence(f"{what} ({count} bands)", frozenset(
+            r for r in READINGS if reading_shape(shape, r)[2] == count)))
+    return evidence
+
+
+def decide_layout(path, shape: tuple[int, int, int], evidence: list[Evidence]) -> tuple[str, str]:
+    """(reading, what decided it) from ``evidence``; `HsijaxError` naming the pieces when they
+    contradict each other, or naming both readings when nothing but sizes could tell them apart."""
+    # Evidence that fits neither reading decides nothing: its own check refuses it after reading,
+    # naming its file (the ground truth's shape, the wavelength list's length, the catalogue's bands).
+    firm = [e for e in evidence if not e.convention and e.readings]
+    allowed = set(READINGS).intersection(*(e.readings for e in firm))
+    if not allowed:
+        said = "; ".join(f"{e.name} fits " + " or ".join(describe_reading(shape, r) for r in sorted(e.readings))
+                         for e in firm)
+        raise HsijaxError(f"{path}: the evidence on the layout of its {tuple(shape)} array conflicts: {said}; "
+                          "correct the inputs, or choose with --layout band_last or --layout band_first")
+    if len(allowed) == 1:
+        reading = allowed.pop()
+        return reading, ", ".join(e.name for e in firm if e.readings == {reading})
+    for e in evidence:
+        if e.convention:
+            (reading,) = e.readings
+            return reading, e.name
+    raise HsijaxError(f"{path}: a {tuple(shape)} array reads as {describe_reading(shape, 'band_last')} or as "
+                      f"{describe_reading(shape, 'band_first')}, and nothing says which; choose with "
+                      "--layout band_last or --layout band_first (or give --gt or --wavelengths)")
+
+
+def to_band_last(read: FileArray, path, shape: tuple[int, int] | None = None, layout: str = "auto",
+                 labels_shape: tuple[int, int] | None = None,
+                 band_count: tuple[int, str] | None = None) -> CubeReading:
+    """(H, W, b) from a band-last or band-first cube, or from a bands x pixels matrix + ``shape``,
+    with the layout decided by the evidence (see the module docstring)."""
+    array = read.array
+    if layout not in LAYOUTS:
+        raise HsijaxError(f"layout {layout!r}: expected one of {LAYOUTS}")
     if array.ndim == 2:
         if shape is None:
             raise HsijaxError(
@@ -185,28 +303,47 @@ def to_band_last(array: np.ndarray, path, shape: tuple[int, int] | None, layout:
             )
         height, width = shape
         if array.shape[1] != height * width:
+            turned = " (its rows would: a pixels x bands matrix; transpose it)" if array.shape[0] == height * width else ""
             raise HsijaxError(
                 f"{path}: {array.shape[1]} pixels do not fill --shape {height} {width} "
-                f"({height * width} pixels)"
+                f"({height * width} pixels){turned}"
             )
-        return np.asarray(array).T.reshape(width, height, array.shape[0]).transpose(1, 0, 2)
+        cube = np.asarray(array).T.reshape(width, height, array.shape[0]).transpose(1, 0, 2)
+        return CubeReading(cube, read.wavelengths_nm, "bands_by_pixels", f"--shape {height} {width}")
     if array.ndim != 3:
         raise HsijaxError(f"{path}: expected a 3-D cube, got an array of shape {array.shape}")
     if min(array.shape) == 0:
         raise HsijaxError(f"{path}: the cube has a zero-size dimension {array.shape}")
-    if layout not in LAYOUTS:
-        raise HsijaxError(f"layout {layout!r}: expected one of {LAYOUTS}")
-    band_first = layout == "band_first" or (layout == "auto" and array.shape[0] < min(array.shape[1:]))
-    return np.moveaxis(array, 0, -1) if band_first else array
+    if read.envi_interleave is not None:
+        if layout != "auto":
+            raise HsijaxError(f"{path}: --layout does not apply to an ENVI file: its header's interleave "
+                              f"({read.envi_interleave}) says how it is laid out")
+        reading, decided_by = "band_last", f"the ENVI header (interleave {read.envi_interleave})"
+        evidence = layout_evidence(array.shape, read, spatial=_spatial(shape, labels_shape), band_count=band_count)
+        decide_layout(path, array.shape, [Evidence(decided_by, frozenset({reading})), *evidence])
+    else:
+        evidence = layout_evidence(array.shape, read, layout, _spatial(shape, labels_shape), band_count)
+        reading, decided_by = decide_layout(path, array.shape, evidence)
+    cube = np.moveaxis(array, 0, -1) if reading == "band_first" else array
+    return CubeReading(cube, read.wavelengths_nm, reading, decided_by)
 
 
-def read_cube(path, key: str | None = None, shape: tuple[int, int] | None = None, layout: str = "auto"):
-    """(cube (H, W, b), wavelengths (b,) in nm or None) from a file of any supported format."""
-    array, wavelengths = read_arrays(path, key, (2, 3) if shape else (3,), "3-D cube")
-    cube = to_band_last(array, path, shape, layout)
-    if cube.dtype.kind not in "biuf":
-        raise HsijaxError(f"{path}: the cube is not numeric (dtype {cube.dtype})")
-    return cube, wavelengths
+def _spatial(shape, labels_shape) -> list[tuple[tuple[int, int], str]]:
+    """The spatial sizes given: the ground truth's shape and ``--shape``."""
+    return [(tuple(size), what) for size, what in ((labels_shape, "the ground truth"), (shape, "--shape"))
+            if size is not None]
+
+
+def read_cube(path, key: str | None = None, shape: tuple[int, int] | None = None, layout: str = "auto",
+              labels_shape: tuple[int, int] | None = None, band_count: tuple[int, str] | None = None) -> CubeReading:
+    """The cube (H, W, b) of a file of any supported format, its own wavelengths (nm) if it has
+    them, and how its layout was decided from the file, ``layout``, the ground truth's shape
+    ``labels_shape``, ``shape`` and ``band_count`` (``(count, what gives it)``)."""
+    read = read_file_array(path, key, (2, 3) if shape else (3,), "3-D cube")
+    reading = to_band_last(read, path, shape, layout, labels_shape, band_count)
+    if reading.cube.dtype.kind not in "biuf":
+        raise HsijaxError(f"{path}: the cube is not numeric (dtype {reading.cube.dtype})")
+    return reading
 
 
 def read_labels(path, key: str | None = None) -> np.ndarray:

@@ -43,6 +43,8 @@ class Scene:
     labels: np.ndarray | None
     wavelengths_nm: np.ndarray | None
     class_names: tuple[str, ...] = ()
+    layout: str = "band_last"  # how the file held the cube: band_last | band_first | bands_by_pixels
+    layout_decided_by: str = "an array in memory"  # the evidence that decided it (`hsijax.data.readers`)
 
 
 def indian_pines_wavelengths() -> np.ndarray:
@@ -81,4 +83,5 @@ def load_indian_pines() -> Scene:
         labels=labels,
         wavelengths_nm=indian_pines_wavelengths(),
         class_names=INDIAN_PINES_CLASSES,
+        layout_decided_by="the NumPy convention, the ground truth (145 × 145)",
     )

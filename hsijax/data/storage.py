@@ -32,21 +32,30 @@ import shutil
 import tempfile
 import types
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from hsijax.data.scene import Scene
-from hsijax.errors import HsijaxError, describe
+from hsijax.errors import HsijaxError, describe, warn
 from hsijax.files import check_output
-from hsijax.spectral import Normalization, fit_normalization
+from hsijax.spectral import Normalization, band_ranges
 
 VERSION = "1.0.0"
 DEFAULT_DATA_DIR = Path.home() / "tensorflow_datasets"
 
 
-def check_scene(scene: Scene, where: str = "") -> Normalization:
-    """Reject what would make a broken dataset; returns its normalisation.
+class SceneStats(NamedTuple):
+    """What checking a scene found: its normalisation and its value range in sensor units."""
+
+    normalization: Normalization
+    low: float
+    high: float
+
+
+def check_scene(scene: Scene, where: str = "") -> SceneStats:
+    """Reject what would make a broken dataset; returns what the check measured.
 
     Messages name ``where`` (the source file) when given, else the scene.
     """
@@ -58,12 +67,17 @@ def check_scene(scene: Scene, where: str = "") -> Normalization:
     return check_scene_content(scene, where or scene.name)
 
 
-def check_scene_content(scene: Scene, where: str) -> Normalization:
-    """`check_scene` without the name: what the evaluation commands check of a scene file."""
+def check_scene_content(scene: Scene, where: str) -> SceneStats:
+    """`check_scene` without the name: what the evaluation commands check of a scene file.
+
+    A constant cube, or bands constant over the whole scene, are kept (the normalisation still
+    works) but named in one warning line: such data is usually a mistake upstream.
+    """
     cube = scene.cube
     if cube.ndim != 3 or min(cube.shape) == 0:
         raise HsijaxError(f"{where}: expected a non-empty (H, W, b) cube, got shape {cube.shape}")
-    norm = fit_normalization(cube, name=where)  # raises on NaN / inf
+    lows, highs = band_ranges(cube, name=where)  # raises on NaN / inf
+    low, high = float(lows.min()), float(highs.max())
     if scene.labels is not None and scene.labels.shape != cube.shape[:2]:
         raise HsijaxError(
             f"{where}: ground truth shape {scene.labels.shape} differs from the image's "
@@ -78,12 +92,26 @@ def check_scene_content(scene: Scene, where: str) -> Normalization:
         raise HsijaxError(
             f"{where}: {len(scene.wavelengths_nm)} wavelengths for {cube.shape[-1]} bands"
         )
-    return norm
+    constant = np.flatnonzero(lows == highs)
+    if low == high:
+        warn(f"{where}: every value of the cube is {number(low)}: a constant scene")
+    elif len(constant):
+        listed = ", ".join(str(band + 1) for band in constant[:8]) + (", ..." if len(constant) > 8 else "")
+        warn(f"{where}: {len(constant)} of {cube.shape[-1]} bands are constant over the scene (bands {listed}, "
+             "1-based)")
+    return SceneStats(Normalization.from_range(low, high), low, high)
 
 
-def scene_metadata(scene: Scene, norm: Normalization, source: str) -> dict:
+def number(value: float) -> str:
+    """A value as a summary line shows it: whole numbers with thousands separators, else 4 digits."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.4g}"
+
+
+def scene_metadata(scene: Scene, stats: SceneStats, source: str) -> dict:
     height, width, bands = scene.cube.shape
     wavelengths = None if scene.wavelengths_nm is None else [float(w) for w in scene.wavelengths_nm]
+    labelled = 0 if scene.labels is None else int((scene.labels > 0).sum())
+    norm = stats.normalization
     return {
         "sensor": scene.sensor,
         "bands": bands,
@@ -93,7 +121,33 @@ def scene_metadata(scene: Scene, norm: Normalization, source: str) -> dict:
         "class_names": list(scene.class_names),
         "normalization": {"offset": norm.offset, "scale": norm.scale},
         "source": source,
+        "layout": {"read_as": scene.layout, "decided_by": scene.layout_decided_by},
+        "source_dtype": str(scene.cube.dtype),
+        "value_range": [stats.low, stats.high],
+        "labelled_pixels": labelled,
+        "labelled_classes": 0 if scene.labels is None else len(np.unique(scene.labels[scene.labels > 0])),
     }
+
+
+def summary_line(name: str, metadata: dict) -> str:
+    """One line saying what a dataset holds and how its file was read, from its metadata, e.g.
+    ``my_scene: 70 × 90 pixels × 176 bands (band-last: the ground truth (70 × 90)), 4,120 labelled
+    in 7 classes, int16 values -12...9,871``. Datasets written before hsijax recorded the layout
+    leave that part out."""
+    layout = metadata.get("layout")
+    how = f" ({layout['read_as'].replace('_', '-')}: {layout['decided_by']})" if layout else ""
+    if "labelled_pixels" not in metadata:
+        labels = ""
+    elif metadata["labelled_pixels"]:
+        labels = f", {metadata['labelled_pixels']:,} labelled in {metadata['labelled_classes']} classes"
+    else:
+        labels = ", no labels"
+    values = ""
+    if "value_range" in metadata:
+        low, high = metadata["value_range"]
+        values = f", {metadata['source_dtype']} values {number(low)}…{number(high)}"
+    return (f"{name}: {metadata['height']} × {metadata['width']} pixels × {metadata['bands']} bands{how}"
+            f"{labels}{values}")
 
 
 class SceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -101,9 +155,9 @@ class SceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     VERSION = tfds.core.Version(VERSION)
 
-    def __init__(self, scene: Scene, norm: Normalization, source: str, **kwargs):
+    def __init__(self, scene: Scene, stats: SceneStats, source: str, **kwargs):
         self.scene = scene
-        self.norm = norm
+        self.stats = stats
         self.source = source
         super().__init__(**kwargs)
 
@@ -120,7 +174,7 @@ class SceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             description=f"{self.scene.name}: {self.scene.sensor} scene, one example per pixel.",
             features=pixel_features(self.scene.cube.shape[-1]),
             disable_shuffling=True,  # record i is pixel i (row-major): random access by pixel
-            metadata=tfds.core.MetadataDict(scene_metadata(self.scene, self.norm, self.source)),
+            metadata=tfds.core.MetadataDict(scene_metadata(self.scene, self.stats, self.source)),
         )
 
     def _split_generators(self, dl_manager):
@@ -155,11 +209,11 @@ def pixel_examples(scene: Scene):
 
 def build_dataset(scene: Scene, data_dir=DEFAULT_DATA_DIR, source: str = "", overwrite: bool = True) -> Path:
     """Write ``scene`` under ``data_dir/NAME/VERSION`` and return that directory."""
-    norm = check_scene(scene, source)
+    stats = check_scene(scene, source)
     builder_class = SceneBuilder.named(scene.name)
     return prepare_staged(
         scene.name, data_dir, lambda staging: builder_class(
-            scene, norm, source, data_dir=str(staging), file_format="array_record"
+            scene, stats, source, data_dir=str(staging), file_format="array_record"
         ), overwrite=overwrite,
     )
 
@@ -261,6 +315,10 @@ class SceneDataset:
         return len(self.source)
 
     @property
+    def bands(self) -> int:
+        return self.metadata["bands"]
+
+    @property
     def normalization(self) -> Normalization:
         """The scene's own min-max map to [0, 1], stored with it."""
         norm = self.metadata["normalization"]
@@ -306,6 +364,10 @@ class CheckedSource:
 
     def __len__(self) -> int:
         return len(self.source)
+
+    @property
+    def bands(self) -> int:
+        return self.metadata["bands"]
 
     def __getitem__(self, index):
         return self.__getitems__([index.__index__()])[0]

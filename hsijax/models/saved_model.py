@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import shutil
-import sys
 from pathlib import Path
 
 import absl.logging
@@ -31,7 +30,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from hsijax.errors import HsijaxError, describe
+from hsijax.errors import HsijaxError, describe, warn
 from hsijax.models.autoencoder import Model, ModelConfig, init_variables
 
 PRETRAINED = "pretrained"  # what --checkpoint and load_model accept for the shipped weights
@@ -41,10 +40,6 @@ MODEL_CARD = WEIGHTS.parent / "MODEL_CARD.md"
 
 class Damaged(Exception):
     """A checkpoint that cannot be read back; the message says why, on one line."""
-
-
-def warn(message: str) -> None:
-    print(f"hsijax: warning: {message}", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager

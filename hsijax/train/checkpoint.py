@@ -31,9 +31,9 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 
-from hsijax.errors import HsijaxError, describe
+from hsijax.errors import HsijaxError, describe, warn
 from hsijax.models.autoencoder import ModelConfig
-from hsijax.models.saved_model import Damaged, absl_quiet, checksums, warn
+from hsijax.models.saved_model import Damaged, absl_quiet, checksums
 
 # The training fields that decide what a run computes: a run resumes only with the values it was
 # saved with. How often it logs, evaluates or saves, and where its scenes are read from, may change.

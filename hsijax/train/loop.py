@@ -210,8 +210,8 @@ class Throughput:
         self.pending.append(mse)  # a device array: fetching it now would stall the pipeline
 
     def flush(self) -> dict[str, float]:
+        interval = [float(to_host(m)) for m in self.pending]  # waits for the interval's steps to finish
         seconds = time.perf_counter() - self.interval_start
-        interval = [float(to_host(m)) for m in self.pending]
         self.losses.extend(interval)
         pixels = len(interval) * self.batch_size
         if self.intervals:
