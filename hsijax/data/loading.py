@@ -56,7 +56,8 @@ def add_file_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shape", type=positive_int, nargs=2, metavar=("H", "W"),
                         help="image size, for a bands x pixels matrix (column-major)")
     parser.add_argument("--layout", choices=LAYOUTS, default="auto",
-                        help="axis order of a 3-D cube; auto: band-first when the first axis is smallest")
+                        help="axis order of a 3-D cube; auto: as the file, --gt, --shape and --wavelengths say, "
+                             "else the format's convention (see the README)")
 
 
 @dataclasses.dataclass(frozen=True)

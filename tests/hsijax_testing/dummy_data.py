@@ -43,8 +43,8 @@ def write_file(file: SceneFile, array: np.ndarray, directory: Path) -> None:
     """Write ``array`` ((H, W, b) cube or (H, W) labels) as ``file`` describes."""
     path = directory / file.filename
     array = array.astype(file.dtype)
-    if file.role == "cube" and file.layout == "band_first":
-        array = np.moveaxis(array, -1, 0)
+    if file.role == "cube" and (file.layout == "band_first" or file.fmt == "tif"):
+        array = np.moveaxis(array, -1, 0)  # TIFF cubes are written (b, H, W), band-sequential: see write_tiff
     if file.fmt == "mat_v5":
         if "/" in file.key:  # a field of a MATLAB struct, e.g. Chikusei's "GT/gt"
             struct, field = file.key.split("/")
