@@ -26,6 +26,7 @@ bench: setup
 	cd benchmarks && ../$(VENV)/bin/python encode_attempts.py --json results/encode_attempts.json
 	cd benchmarks && ../$(VENV)/bin/python train.py --json results/train.json
 	cd benchmarks && ../$(VENV)/bin/python pipeline.py --json results/pipeline.json
+	cd benchmarks && ../$(VENV)/bin/python fine_tune.py --json results/fine_tune.json
 	cd benchmarks && ../$(VENV)/bin/python report.py
 
 clean:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -136,3 +137,46 @@ def test_a_model_with_its_own_buckets_classifies_with_them(tmp_path, capsys):
     code, _, err = run(capsys, tmp_path / "cube.npy", "--gt", tmp_path / "gt.npy", "--fraction", 0.2,
                        "--out", tmp_path / "default")
     assert code == 2 and "band count 600 is above the largest bucket (512)" in err and "cube.npy" in err
+
+
+def test_fine_tuning_compiles_once_for_every_seed_and_both_networks():
+    """After the first run, more seeds and both networks (same architecture) compile nothing: the
+    chunk of steps, the optimiser's init, validation and prediction are all reused."""
+    from conftest import count_compilations
+
+    from hsijax import create_model
+    from hsijax.evaluate.classification import run_classification
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(1, 4), 40)
+    spectra = (rng.random((120, 30)) + labels[:, None] * np.linspace(0, 0.3, 30)).astype(np.float32)
+    pretrained = create_model(5, widths=(8,), seed=1)  # a configuration no other test compiles
+    settings = ClassifySettings(fraction=0.3, seeds=1, steps=25, eval_every=10, methods=("pretrained", "scratch"))
+    with count_compilations() as first:
+        report, _ = run_classification(spectra, labels, settings, pretrained)
+    assert first() > 0 and [run["step"] for run in report["methods"]["scratch"]["per_seed"]] != []
+    with count_compilations() as again:
+        report, _ = run_classification(spectra, labels, dataclasses.replace(settings, seeds=3), pretrained)
+    assert again() == 0 and len(report["methods"]["pretrained"]["per_seed"]) == 3
+
+
+def test_chunked_fine_tuning_takes_the_same_steps_as_one_step_at_a_time():
+    """The compiled chunks (steps past the end masked) equal plain optax steps on the same batches."""
+    import optax
+
+    from hsijax.train.fine_tune import FINAL_LEARNING_RATE_FRACTION, batch_draws
+
+    rng = np.random.default_rng(0)
+    spectra = rng.normal(size=(40, 64)).astype(np.float32)
+    labels = (spectra[:, 0] > 0).astype(np.int32)
+    classifier = SpectralClassifier(ModelConfig(widths=(8,), buckets=(64,)), num_classes=2)
+    variables = classifier.init_variables(0)
+    tuned = fine_tune(classifier, variables, spectra, labels, steps=7, batch_size=16, eval_every=4)
+    optimizer = optax.adam(optax.cosine_decay_schedule(1e-3, 7, alpha=FINAL_LEARNING_RATE_FRACTION))
+    params, state = variables["params"], optimizer.init(variables["params"])
+    loss = lambda p, x, y: optax.softmax_cross_entropy_with_integer_labels(classifier.apply({"params": p}, x), y).mean()
+    for rows in batch_draws(40, 16, 7, seed=0):
+        updates, state = optimizer.update(jax.grad(loss)(params, spectra[rows], labels[rows]), state, params)
+        params = optax.apply_updates(params, updates)
+    for got, want in zip(jax.tree.leaves(tuned.variables["params"]), jax.tree.leaves(params)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
