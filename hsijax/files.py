@@ -58,6 +58,25 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def write_npy_atomic(path: str | os.PathLike, shape: tuple[int, ...], dtype, blocks) -> Path:
+    """Write a .npy of ``shape`` and ``dtype`` from ``blocks`` (arrays in C order whose rows fill it
+    in turn), streamed to a temporary sibling renamed into place when complete: a large array is
+    never whole in memory, and a reader never sees half of it."""
+    path = Path(path)
+    dtype = np.dtype(dtype)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.lib.format.write_array_header_2_0(stream, header)
+            for block in blocks:
+                stream.write(np.ascontiguousarray(block, dtype).tobytes())
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    return path
+
+
 BLOCK_BYTES = 64 * 2**20
 
 

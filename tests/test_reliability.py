@@ -249,6 +249,25 @@ def small_dataset(root: Path) -> Path:
     return root / "data" / "small" / "1.0.0"
 
 
+def test_a_workdir_of_another_pipeline_format_is_refused(tmp_path, capsys, small_run):
+    """A checkpoint's iterator state belongs to the pipeline format it ran with (none recorded: 1,
+    hsijax 0.1's records); resuming it with another is one line, and nothing is written."""
+    import json
+
+    work = tmp_path / "work"
+    shutil.copytree(small_run / "work", work)
+    command = ["pretrain", *SMALL_PRETRAINING, "--workdir", str(work), f"--config.data.data_dir={small_run / 'data'}"]
+    assert main([*command, "--config.data.pipeline_format=1"]) == 2
+    assert "data.pipeline_format 2 saved, 1 now" in capsys.readouterr().err
+    for record in work.glob("checkpoints/*/train_config/metadata"):  # as hsijax 0.1 wrote it
+        saved = json.loads(record.read_text())
+        del saved["data"]["pipeline_format"]
+        record.write_text(json.dumps(saved))
+    assert main(command) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "data.pipeline_format 1 saved, 2 now" in error, error
+
+
 def test_resuming_with_another_training_config_is_refused_naming_the_fields(tmp_path, capsys, small_run):
     """Steps and batch size changed on a resume: one line naming both, nothing written (before: the run
     went on silently with another schedule and another pipeline). Logging intervals may change."""

@@ -28,6 +28,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.imports = ml_collections.ConfigDict()  # name -> "FILE [hsijax import options]"
     config.data.mixing = "pixels"  # or "uniform"
     config.data.held_out_pixels = 512  # per scene, never trained on; PSNR is measured on them
+    # How the pipeline shuffles and reads (hsijax.data.pipeline.PIPELINE_FORMATS): 2, dense windows;
+    # 1, hsijax 0.1's per-pixel records (what the README's earlier pretraining numbers ran with).
+    config.data.pipeline_format = 2
 
     config.optim = ml_collections.ConfigDict()
     config.optim.learning_rate = 1e-3

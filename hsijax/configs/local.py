@@ -36,6 +36,9 @@ def get_config():
     config.data.scenes = ",".join(["indian_pines", *IMPORTS])
     config.data.imports.update(IMPORTS)
     config.data.mixing = "uniform"  # the small chips would hardly be seen in proportion to pixels
+    # The format the README's local, study and shipped numbers were trained with (unseen, shipped and
+    # study inherit it), so their commands reproduce them; format 2 reads faster, not the same batches.
+    config.data.pipeline_format = 1
     config.train.steps = 3000
     config.train.batch_size = 256
     config.train.log_every = 50

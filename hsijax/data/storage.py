@@ -39,7 +39,7 @@ import tensorflow_datasets as tfds
 
 from hsijax.data.scene import Scene
 from hsijax.errors import HsijaxError, describe, warn
-from hsijax.files import check_output
+from hsijax.files import check_output, write_npy_atomic
 from hsijax.spectral import Normalization, band_ranges
 
 VERSION = "1.0.0"
@@ -211,14 +211,20 @@ def build_dataset(scene: Scene, data_dir=DEFAULT_DATA_DIR, source: str = "", ove
     """Write ``scene`` under ``data_dir/NAME/VERSION`` and return that directory."""
     stats = check_scene(scene, source)
     builder_class = SceneBuilder.named(scene.name)
+    height, width, bands = scene.cube.shape
+    labels = np.zeros(height * width, np.int32) if scene.labels is None else scene.labels.reshape(-1)
+    rows = max(1, 2**16 // width)
+    dense = lambda staging: write_dense(staging / scene.name / VERSION, (
+        np.asarray(scene.cube[start:start + rows], np.float32).reshape(-1, bands) for start in range(0, height, rows)),
+        labels, bands)
     return prepare_staged(
         scene.name, data_dir, lambda staging: builder_class(
             scene, stats, source, data_dir=str(staging), file_format="array_record"
-        ), overwrite=overwrite,
+        ), overwrite=overwrite, after=dense,
     )
 
 
-def prepare_staged(name: str, data_dir, make_builder, overwrite: bool = True, **prepare_kwargs) -> Path:
+def prepare_staged(name: str, data_dir, make_builder, overwrite: bool = True, after=None, **prepare_kwargs) -> Path:
     """Run ``make_builder(staging_dir).download_and_prepare()`` and move the result into place.
 
     The dataset is written in a temporary directory beside its target, so an error or a kill
@@ -238,6 +244,8 @@ def prepare_staged(name: str, data_dir, make_builder, overwrite: bool = True, **
         # TFDS prints "Downloading and preparing ..." naming the staging folder: not for users.
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
             make_builder(staging).download_and_prepare(**prepare_kwargs)
+        if after is not None:  # more files of the dataset, written before it moves into place
+            after(staging)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():  # moved into the staging folder (removed below): never half-deleted in place
             target.rename(staging / "replaced")
@@ -329,6 +337,15 @@ class SceneDataset:
         wavelengths = self.metadata.get("wavelengths_nm")
         return None if wavelengths is None else np.asarray(wavelengths, np.float64)
 
+    @property
+    def width(self) -> int:
+        return self.metadata["width"]
+
+    def dense(self) -> DenseReader:
+        """Contiguous row ranges of the dense copy (written from the records on first use)."""
+        ensure_dense(self)
+        return DenseReader(self.directory / DENSE_PIXELS, self.directory / DENSE_LABELS)
+
     def read(self, indices) -> dict[str, np.ndarray]:
         """Pixels ``indices`` in one read: ``spectrum`` (n, b) float32 in sensor units, ``label``,
         ``row``, ``col`` (n,) int32."""
@@ -395,6 +412,67 @@ class CheckedSource:
             return sorted({Path(inner._paths[inner._reader_idx_and_position(i)[0]]) for i in indices})
         except (AttributeError, IndexError, TypeError, ValueError):
             return [self.directory]
+
+
+DENSE_PIXELS = "pixels.npy"  # (H * W, b) float32 in sensor units, record order
+DENSE_LABELS = "labels.npy"  # (H * W,) int32
+
+
+def write_dense(directory: Path, spectra_blocks, labels: np.ndarray, bands: int) -> None:
+    """Write the dense copy of a dataset beside its records: ``pixels.npy`` from ``spectra_blocks``
+    (an iterable of (n, b) blocks in record order) and ``labels.npy``, each whole or not at all."""
+    directory = Path(directory)
+    write_npy_atomic(directory / DENSE_PIXELS, (len(labels), bands), "<f4", spectra_blocks)
+    write_npy_atomic(directory / DENSE_LABELS, (len(labels),), "<i4", [labels])
+
+
+def ensure_dense(dataset: SceneDataset, chunk: int = 65536) -> Path:
+    """The dataset's dense copy (`DENSE_PIXELS`), written from its records the first time it is
+    needed: datasets written before hsijax kept one get it on first use."""
+    directory = dataset.directory
+    if not ((directory / DENSE_PIXELS).is_file() and (directory / DENSE_LABELS).is_file()):
+        total, labels = len(dataset), np.empty(len(dataset), np.int32)
+
+        def blocks():
+            for start in range(0, total, chunk):
+                pixels = dataset.read(range(start, min(start + chunk, total)))
+                labels[start:start + len(pixels["label"])] = pixels["label"]
+                yield pixels["spectrum"]
+
+        try:
+            write_dense(directory, blocks(), labels, dataset.bands)
+        except OSError as error:
+            raise HsijaxError(f"{directory}: cannot write the dataset's dense copy {DENSE_PIXELS} ({error}); "
+                              "make the dataset folder writable") from None
+    return directory / DENSE_PIXELS
+
+
+class DenseReader:
+    """Reads rows ``start:stop`` of a dense copy with one ``pread`` into a new array: no memory map,
+    so a pass over a scene far larger than memory leaves nothing resident behind it."""
+
+    def __init__(self, pixels: Path, labels: Path):
+        with open(pixels, "rb") as stream:
+            version = np.lib.format.read_magic(stream)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(stream)
+            self.offset = stream.tell()
+        if dtype != np.dtype("<f4") or len(shape) != 2:
+            raise HsijaxError(f"{pixels}: not a dense copy of float32 (pixels, bands); prepare the dataset again")
+        self.path, (self.count, self.bands) = pixels, shape
+        self.labels = np.load(labels)  # 4 bytes a pixel
+        self.descriptor = os.open(pixels, os.O_RDONLY)
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, self.bands), np.float32)
+        wanted = out.nbytes
+        if os.preadv(self.descriptor, [memoryview(out).cast("B")], self.offset + start * self.bands * 4) != wanted:
+            raise HsijaxError(f"{self.path}: the dense copy is truncated; prepare the dataset again")
+        return out
+
+    def __del__(self):
+        if getattr(self, "descriptor", None) is not None:
+            os.close(self.descriptor)
 
 
 def read_scene(dataset: SceneDataset, chunk: int = 8192) -> Scene:

@@ -7,17 +7,14 @@ renamed when complete. Peak memory is the process plus one block, whatever the s
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from hsijax.data.loading import SceneInput
 from hsijax.data.scene import Scene
-from hsijax.files import check_output, release_pages
+from hsijax.files import check_output, release_pages, write_npy_atomic
 from hsijax.models.autoencoder import Model
 from hsijax.models.inference import encode
 from hsijax.models.saved_model import load_model
@@ -38,23 +35,17 @@ def encode_scene(model: Model, scene: Scene, output, progress: bool = True) -> P
     height, width, _ = scene.cube.shape
     norm = fit_normalization(scene.cube, scene.name)
     rows_per_block = max(1, BLOCK_PIXELS // width)
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False,
-              "shape": (height, width, model.config.code_width)}
-    handle, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".npy")
-    try:
-        with os.fdopen(handle, "wb") as stream, tqdm(total=height, desc="encode", unit="row",
-                                                      disable=not progress) as bar:
-            np.lib.format.write_array_header_2_0(stream, header)
+
+    def blocks():
+        with tqdm(total=height, desc="encode", unit="row", disable=not progress) as bar:
             for start in range(0, height, rows_per_block):
                 rows = scene.cube[start:start + rows_per_block]
                 block = norm.apply(rows)
                 release_pages(rows)
-                stream.write(encode(model, block, scene.wavelengths_nm).astype("<f4").tobytes())
+                yield encode(model, block, scene.wavelengths_nm)
                 bar.update(len(block))
-        os.replace(temporary, output)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    return output
+
+    return write_npy_atomic(output, (height, width, model.config.code_width), "<f4", blocks())
 
 
 def encode_to(checkpoint, scene_of: Callable[[], SceneInput], output, progress: bool = True):

@@ -39,8 +39,9 @@ from hsijax.models.saved_model import Damaged, absl_quiet, checksums
 # saved with. How often it logs, evaluates or saves, and where its scenes are read from, may change.
 RUN_FIELDS = (
     "seed", "train.steps", "train.batch_size", "data.scenes", "data.mixing", "data.held_out_pixels",
-    "optim.learning_rate", "optim.final_learning_rate_fraction", "optim.weight_decay",
+    "data.pipeline_format", "optim.learning_rate", "optim.final_learning_rate_fraction", "optim.weight_decay",
 )
+UNRECORDED = {"data.pipeline_format": 1}  # what a checkpoint that lacks a field ran with
 
 
 def checkpoint_manager(workdir, every: int, keep: int) -> ocp.CheckpointManager:
@@ -160,6 +161,7 @@ def changed_run_fields(saved: dict, now: dict) -> list[tuple[str, object, object
     def value(config: dict, field: str):
         for key in field.split("."):
             config = config.get(key) if isinstance(config, dict) else None
+        config = UNRECORDED.get(field) if config is None else config
         return json.loads(json.dumps(config))  # tuples and lists alike, as JSON stores them
 
     return [(field, value(saved, field), value(now, field)) for field in RUN_FIELDS

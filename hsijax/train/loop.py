@@ -130,7 +130,8 @@ def input_data(config, model_config: ModelConfig):
     splits = [split_held_out(d, min(config.data.held_out_pixels, len(d) // 2), config.seed) for d in datasets]
     held_out = [held_out_sample(d, held) for d, (_, held) in zip(datasets, splits)]
     pipeline = make_pipeline(datasets, config.train.batch_size, config.seed, config.data.mixing,
-                             model_config.buckets, train_indices=[train for train, _ in splits])
+                             model_config.buckets, train_indices=[train for train, _ in splits],
+                             pipeline_format=config.data.get("pipeline_format", 1))
     return iter(pipeline), held_out
 
 
