@@ -251,6 +251,9 @@ def run_pretrain_command(args) -> str | None:
     if args.coordinator or args.distributed:
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     summary = train(load_config(args.config, args.overrides), args.workdir, progress=not args.no_progress)
+    if summary.stopped_at is not None:
+        return (f"preemption notice (SIGTERM): stopped at step {summary.stopped_at} of {summary.steps} and saved "
+                "its checkpoint; run the same command again to resume") if jax.process_index() == 0 else None
     lines = [f"steps {summary.resumed_from} -> {summary.steps} in {summary.seconds:.1f} s, "
              f"{summary.pixels_per_second:,.0f} pixels/s on {jax.device_count()} device(s)"]
     lines += [f"{name}: {value:.2f}" for name, value in sorted(summary.final_eval.items())]

@@ -359,3 +359,26 @@ def test_a_prepare_killed_half_way_is_redone_whole(tmp_path):
     assert staging_folders(killed) == []
     assert sorted(os.listdir(killed)) == sorted(os.listdir(clean))
     assert_same_dataset(killed / "ksc" / "1.0.0", clean / "ksc" / "1.0.0")
+
+
+def test_sigterm_saves_at_the_next_step_and_the_rerun_resumes_bit_identical(tmp_path, data_dir, reference):
+    """A preemption notice: the run saves a checkpoint at the next step boundary and exits 0 with one
+    line saying so; the same command again ends with the uninterrupted run's parameters."""
+    process = subprocess.Popen(pretrain_command(tmp_path, data_dir), env=environment(1), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not (tmp_path / "metrics.jsonl").is_file() or not (tmp_path / "metrics.jsonl").read_text():
+        assert process.poll() is None and time.monotonic() < deadline  # the run logs its step 5 first
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=240)
+    assert process.returncode == 0, err[-2000:]
+    stopped = int(re.search(r"stopped at step (\d+) of 40 and saved its checkpoint", out).group(1))
+    assert out.strip().splitlines() == [f"preemption notice (SIGTERM): stopped at step {stopped} of 40 and saved "
+                                        "its checkpoint; run the same command again to resume"]
+    assert stopped < 40 and (tmp_path / "checkpoints" / str(stopped) / "state").is_dir()
+    result = subprocess.run(pretrain_command(tmp_path, data_dir), env=environment(1), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0 and f"steps {stopped} -> 40" in result.stdout, result.stderr[-2000:]
+    for got, want in zip(jax.tree.leaves(load_model(tmp_path).variables), jax.tree.leaves(load_model(reference).variables)):
+        np.testing.assert_array_equal(got, want)

@@ -10,8 +10,13 @@ Records are not shuffled on disk: record ``i`` is pixel ``(i // width, i % width
 source gives random access by pixel (whole-scene encoding, classification maps); the input
 pipeline (`hsijax.data.pipeline`) shuffles.
 
+Beside the records, a dense copy for training (`DENSE_PIXELS`, `DENSE_LABELS`: float32 pixels x
+bands and int32 labels in record order), which the pipeline reads a block of consecutive pixels at a
+time (`DenseReader`); a dataset written before hsijax kept one gets it on first use (`ensure_dense`).
+
 Metadata: sensor, band count, wavelengths in nm (or none), height, width, class names, the
-normalisation offset and scale, and the source file.
+normalisation offset and scale, the source file, its dtype and value range, the labelled pixels and
+classes, and how the file's layout was read (`hsijax.data.readers`).
 
 A dataset appears whole or not at all: it is built in a temporary directory beside its target and
 moved into place only when complete; a build that was killed leaves that directory behind, and the

@@ -15,7 +15,9 @@ mixed turns, reshuffled every epoch) and run the same data-parallel step (`hsija
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,6 +50,7 @@ class TrainingResult:
     seconds: float  # wall time, compilation included
     pixels_per_second: float  # leaving out the first logging interval, which includes compilation
     final_eval: dict[str, float]  # held-out reconstruction MPSNR (dB) at the last step; {} without held-out pixels
+    stopped_at: int | None = None  # the step a preemption notice stopped the run at (its checkpoint saved)
 
 
 def pretrain(model: Model, sets: Sequence[TrainingSet], steps: int, batch_size: int = 256,
@@ -87,10 +90,11 @@ def train(config, workdir, progress: bool = True) -> TrainingResult:
         def save(step: int, state: dict, force: bool) -> None:
             checkpoint.save(manager, step, state, iterator, model_config, record, force=force)
 
-        return run_steps(model_config, state, step_fn, iterator, mesh, config.train.steps, config.train.batch_size,
-                         start=start, log_every=config.train.log_every, eval_every=config.train.eval_every,
-                         held_out=held_out, log=log, save=save, should_save=manager.should_save,
-                         progress=progress)
+        with PreemptionNotice(manager) as notice:
+            return run_steps(model_config, state, step_fn, iterator, mesh, config.train.steps,
+                             config.train.batch_size, start=start, log_every=config.train.log_every,
+                             eval_every=config.train.eval_every, held_out=held_out, log=log, save=save,
+                             should_save=manager.should_save, should_stop=notice.reached, progress=progress)
     finally:
         manager.wait_until_finished()
         manager.close()
@@ -163,14 +167,17 @@ def run_steps(model_config: ModelConfig, state: dict, step_fn: Callable, iterato
               batch_size: int, *, start: int = 0, log_every: int = 50, eval_every: int = 0,
               held_out: Sequence[TrainingSet] = (), log: MetricsLog | None = None,
               save: Callable | None = None, should_save: Callable[[int], bool] = lambda step: False,
-              progress: bool = True, description: str = "pretrain") -> TrainingResult:
+              should_stop: Callable[[int], bool] = lambda step: False, progress: bool = True,
+              description: str = "pretrain") -> TrainingResult:
     """The training loop from step ``start`` to ``steps``: log every ``log_every`` steps, score the
     held-out pixels every ``eval_every``, and ``save(step, state, force)`` when ``should_save(step)``
-    and at the end."""
+    and at the end -- or at the first step boundary where ``should_stop(step)``, which then ends
+    the run there (a preemption notice)."""
     params, opt_state = state["params"], state["opt_state"]
     meter = Throughput(batch_size)
     final_eval = {}
     bar = tqdm(total=steps, initial=start, desc=description, disable=not progress or jax.process_index())
+    stopping = False
     for step in range(start, steps):
         params, opt_state, mse = step_fn(params, opt_state, global_batch(next(iterator), mesh))
         meter.add(mse)
@@ -185,16 +192,48 @@ def run_steps(model_config: ModelConfig, state: dict, step_fn: Callable, iterato
             final_eval = evaluate(Model(model_config, to_host(params)), held_out)
             if log:
                 log.write(done, "eval", final_eval)
-        if save and (done == steps or should_save(done)):  # only then: the step array is a host-to-device copy
+        stopping = done < steps and should_stop(done)
+        if save and (done == steps or stopping or should_save(done)):  # the step array is a host-to-device copy
             state = {"params": params, "opt_state": opt_state, "step": replicate(np.int32(done), mesh),
                      "rng": state["rng"]}
-            save(done, state, done == steps)
+            save(done, state, done == steps or stopping)
+        if stopping:
+            break
     bar.close()
     model = Model(model_config, to_host(params))
     if start >= steps and held_out:  # nothing left to train: report the checkpoint's quality
         final_eval = evaluate(model, held_out)
     return TrainingResult(model, np.asarray(meter.losses, np.float64), steps, start, meter.wall_seconds(),
-                          meter.steady_rate(), final_eval)
+                          meter.steady_rate(), final_eval, done if stopping else None)
+
+
+class PreemptionNotice:
+    """SIGTERM (what a TPU VM or a batch scheduler sends before it kills) asks the run to stop at
+    the next step boundary, after saving a checkpoint there.
+
+    One process: a SIGTERM handler sets a flag, installed for the run and restored after it.
+    Several: Orbax's preemption sync point (`CheckpointManager.reached_preemption`, JAX's
+    preemption service that ``jax.distributed`` starts, which listens for SIGTERM itself), so that
+    every process stops and saves at the same step.
+    """
+
+    def __init__(self, manager):
+        self.manager, self.flag, self.previous = manager, False, None
+
+    def __enter__(self) -> PreemptionNotice:
+        if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._notice)
+        return self
+
+    def _notice(self, signum, frame) -> None:
+        self.flag = True
+
+    def reached(self, step: int) -> bool:
+        return self.flag if jax.process_count() == 1 else self.manager.reached_preemption(step)
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
 
 
 class Throughput:
