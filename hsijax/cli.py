@@ -318,8 +318,21 @@ def quiet_libraries() -> None:
     # Orbax's reads of a damaged checkpoint fail in asyncio tasks whose exceptions asyncio logs again,
     # at length, when they are collected; hsijax reports the damage itself in one line.
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    # The reads still in flight when one failed finish later, on TensorStore's threads, and call back
+    # into an event loop Orbax has closed: Python prints each such RuntimeError as a traceback.
+    sys.excepthook = without_closed_loop_errors(sys.excepthook)
     if not sys.stderr.isatty():
         tfds.disable_progress_bar()
+
+
+def without_closed_loop_errors(hook):
+    """``sys.excepthook`` that drops "Event loop is closed" (see `quiet_libraries`), passing on the rest."""
+
+    def excepthook(kind, value, traceback):
+        if not (kind is RuntimeError and str(value) == "Event loop is closed"):
+            hook(kind, value, traceback)
+
+    return excepthook
 
 
 def build_parser() -> argparse.ArgumentParser:
