@@ -128,12 +128,14 @@ def run_prepare_command(args) -> str:
     return f"{summary(directory)}\n{directory}"
 
 
-def add_scene_input(command) -> None:
-    """--dataset NAME, or a FILE with the import options: how the evaluation commands take a scene."""
+def add_scene_input(command, many: bool = False) -> None:
+    """--dataset NAME, or a FILE with the import options: how the evaluation commands take a scene
+    (``many``: FILEs or folders of them)."""
     from hsijax.data.loading import add_file_options
     from hsijax.data.storage import DEFAULT_DATA_DIR
 
-    command.add_argument("file", type=Path, nargs="?", help="a scene file (as for hsijax import)")
+    command.add_argument("file", type=Path, nargs="*" if many else "?",
+                         help="scene files or folders of them" if many else "a scene file (as for hsijax import)")
     command.add_argument("--dataset", help="a prepared (or catalogued) dataset name")
     command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     add_file_options(command)
@@ -206,19 +208,44 @@ def run_reconstruct_command(args) -> str:
 
 
 def add_encode(subparsers) -> None:
-    command = subparsers.add_parser("encode", help="encode a whole scene to its (H, W, c) shared codes")
+    from hsijax.data.loading import positive_int
+
+    command = subparsers.add_parser(
+        "encode", help="encode a whole scene, or an archive of scene files, to (H, W, c) shared codes")
     command.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
-    add_scene_input(command)
-    command.add_argument("--output", type=Path, required=True, help="the .npy file to write")
+    add_scene_input(command, many=True)
+    command.add_argument("--output", type=Path, required=True,
+                         help="the .npy file to write; a folder for several files or a folder of them")
     command.add_argument("--no-progress", action="store_true")
+    archive = command.add_argument_group("an archive across processes (rerun the same command to resume)")
+    archive.add_argument("--num-processes", type=positive_int, default=1)
+    archive.add_argument("--process-id", type=int, default=0, help="this process's share: files i with i %% N == ID")
+    archive.add_argument("--distributed", action="store_true",
+                         help="jax.distributed.initialize() from the environment gives N and ID (a TPU pod)")
     command.set_defaults(run=run_encode_command)
 
 
 def run_encode_command(args) -> str:
-    from hsijax.evaluate.encode_scene import encode_to
+    from hsijax.data.loading import ImportOptions
+    from hsijax.evaluate.encode_scene import encode_archive, encode_to
 
-    path, shape = encode_to(args.checkpoint, lambda: scene_of(args), args.output, progress=not args.no_progress)
-    return f"wrote {path}: codes {shape}"
+    files = args.file
+    if args.dataset or (len(files) == 1 and not files[0].is_dir() and args.num_processes == 1 and not args.distributed):
+        args.file = files[0] if files else None
+        path, shape = encode_to(args.checkpoint, lambda: scene_of(args), args.output, progress=not args.no_progress)
+        return f"wrote {path}: codes {shape}"
+    if not files:
+        raise HsijaxError("give scene FILEs or folders to encode")
+    process_id, processes = args.process_id, args.num_processes
+    if args.distributed:
+        import jax
+
+        jax.distributed.initialize()
+        process_id, processes = jax.process_index(), jax.process_count()
+    done = encode_archive(args.checkpoint, files, ImportOptions.from_args(argparse.Namespace(**{**vars(args),
+                          "file": files[0]})), args.output, process_id, processes, progress=not args.no_progress)
+    return (f"process {process_id} of {processes}: encoded {len(done['encoded'])}, skipped {len(done['skipped'])} "
+            f"already done, into {args.output}")
 
 
 def add_pretrain(subparsers) -> None:

@@ -65,3 +65,67 @@ def test_encode_a_missing_checkpoint_is_one_line(tmp_path, capsys):
     code, _, err = run(capsys, "encode", "--checkpoint", tmp_path / "nope", tmp_path / "cube.npy",
                        "--output", tmp_path / "codes.npy")
     assert code == 2 and "no checkpoint found" in err and not (tmp_path / "codes.npy").exists()
+
+
+def archive(folder, count: int = 5):
+    """``count`` small scenes of different band counts in ``folder``, and their expected codes."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        np.save(folder / f"scene_{index}.npy", rng.integers(0, 4000, (12 + index, 9, 40 + 30 * index)).astype(np.uint16))
+    return sorted(folder.iterdir())
+
+
+def expected_codes(model, path):
+    cube = np.load(path)
+    return hsijax.encode(model, fit_normalization(cube).apply(cube))
+
+
+def test_an_archive_is_shared_between_processes_and_finished_outputs_are_skipped(tmp_path, capsys, reference):
+    files = archive(tmp_path / "scenes")
+    out = tmp_path / "codes"
+    for process in ("0", "1"):
+        code, printed, err = run(capsys, "encode", "--checkpoint", reference, tmp_path / "scenes", "--output", out,
+                                 "--num-processes", "2", "--process-id", process, "--no-progress")
+        assert code == 0, err
+        assert printed.strip() == f"process {process} of 2: encoded {3 if process == '0' else 2}, skipped 0 already done, into {out}"
+    model = hsijax.load_model(reference)
+    assert sorted(p.name for p in out.iterdir()) == [f"scene_{i}.npy" for i in range(5)]
+    for path in files:
+        np.testing.assert_allclose(np.load(out / path.name), expected_codes(model, path), rtol=1e-5, atol=1e-6)
+    code, printed, _ = run(capsys, "encode", "--checkpoint", reference, *files, "--output", out, "--no-progress")
+    assert code == 0 and "encoded 0, skipped 5 already done" in printed
+
+
+def test_a_killed_archive_process_resumes_by_running_the_same_command(tmp_path, reference):
+    """Two processes; one is killed with SIGKILL after its first output; the same command again
+    finishes its share without redoing that output; every output whole, no temporary left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import environment
+
+    files = archive(tmp_path / "scenes", count=6)
+    out = tmp_path / "codes"
+    command = lambda process: [sys.executable, "-m", "hsijax.cli", "encode", "--checkpoint", str(reference),
+                               str(tmp_path / "scenes"), "--output", str(out), "--num-processes", "2",
+                               "--process-id", process, "--no-progress"]
+    first = subprocess.Popen(command("0"), env=environment(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    second = subprocess.run(command("1"), env=environment(1), capture_output=True, text=True, timeout=240)
+    assert second.returncode == 0, second.stderr
+    deadline = time.monotonic() + 240
+    while not (out / "scene_0.npy").is_file() and first.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=60)
+    again = subprocess.run(command("0"), env=environment(1), capture_output=True, text=True, timeout=240)
+    assert again.returncode == 0, again.stderr
+    skipped = int(again.stdout.split("skipped ")[1].split(" ")[0])
+    assert skipped >= 1 and f"encoded {3 - skipped}, skipped {skipped}" in again.stdout
+    model = hsijax.load_model(reference)
+    assert sorted(p.name for p in out.iterdir()) == [f"scene_{i}.npy" for i in range(6)]
+    for path in files:
+        np.testing.assert_allclose(np.load(out / path.name), expected_codes(model, path), rtol=1e-5, atol=1e-6)

@@ -1,19 +1,29 @@
-"""Whole-scene encoding to a .npy of (H, W, c) codes, in row blocks so memory does not grow.
+"""Whole-scene encoding to a .npy of (H, W, c) codes, in row blocks so memory does not grow, and
+batch encoding of an archive of scene files across processes.
 
 The cube is read, normalised, padded and encoded a block of rows at a time (the jitted encoder
 compiles once per bucket), and the codes are appended to a .npy written beside the target and
 renamed when complete. Peak memory is the process plus one block, whatever the scene's size.
+
+An archive (`encode_archive`): many files, or folders of them, each encoded to ``OUT/STEM.npy``.
+Process ``i`` of ``n`` takes every file whose place in the sorted list is ``i`` modulo ``n``; an
+output already there is complete (outputs appear whole or not at all) and is skipped, so a
+preempted archive job resumes by running the same command again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from hsijax.data.loading import SceneInput
+from hsijax.data.loading import ImportOptions, SceneInput, read_scene_file
+from hsijax.data.readers import CUBE_SUFFIXES
 from hsijax.data.scene import Scene
+from hsijax.data.storage import check_scene_content
+from hsijax.errors import HsijaxError
 from hsijax.files import check_output, release_pages, write_npy_atomic
 from hsijax.models.autoencoder import Model
 from hsijax.models.inference import encode
@@ -58,3 +68,48 @@ def encode_to(checkpoint, scene_of: Callable[[], SceneInput], output, progress: 
     check_band_count(scene.cube.shape[-1], model.config.buckets, source)
     path = encode_scene(model, scene, output, progress=progress)
     return path, (*scene.cube.shape[:2], model.config.code_width)
+
+
+def archive_files(inputs: list[Path]) -> list[Path]:
+    """The scene files of ``inputs``: files as given, and the files of each folder whose suffix is a
+    cube's (an ENVI scene by its .hdr), sorted. Two with the same stem would write one output: refused."""
+    files = []
+    for path in map(Path, inputs):
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in CUBE_SUFFIXES)
+        else:
+            files.append(path)
+    stems = {}
+    for path in files:
+        if path.stem in stems:
+            raise HsijaxError(f"{path}: its output {path.stem}.npy would also be that of {stems[path.stem]}")
+        stems[path.stem] = path
+    if not files:
+        raise HsijaxError(f"{', '.join(map(str, inputs))}: no scene files ({', '.join(CUBE_SUFFIXES)})")
+    return sorted(files)
+
+
+def encode_archive(checkpoint, inputs: list[Path], options: ImportOptions, output_dir: Path,
+                   process_id: int = 0, num_processes: int = 1, progress: bool = True) -> dict[str, list[Path]]:
+    """Encode this process's share of the scene files of ``inputs`` (read with ``options``, their
+    ``file`` replaced) into ``output_dir/STEM.npy``; {"encoded": [...], "skipped": [...]}."""
+    if not 0 <= process_id < num_processes:
+        raise HsijaxError(f"--process-id {process_id}: expected 0 to {num_processes - 1} for --num-processes "
+                          f"{num_processes}")
+    output_dir = check_output(output_dir, "directory")
+    files = archive_files(inputs)[process_id::num_processes]
+    model = load_model(checkpoint)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    done = {"encoded": [], "skipped": []}
+    for path in files:
+        target = output_dir / f"{path.stem}.npy"
+        for leftover in output_dir.glob(f".{target.name}.*.tmp"):  # a write of this process's, killed
+            leftover.unlink(missing_ok=True)
+        if target.is_file():
+            done["skipped"].append(target)
+            continue
+        scene = read_scene_file(dataclasses.replace(options, file=path), path.stem.lower())
+        check_scene_content(scene, str(path))
+        check_band_count(scene.cube.shape[-1], model.config.buckets, str(path))
+        done["encoded"].append(encode_scene(model, scene, target, progress=progress))
+    return done
