@@ -67,10 +67,10 @@ def create(args) -> list[list[str]]:
 
 
 def install(args) -> list[list[str]]:
-    """Ship the repository at HEAD (git archive) to every worker and install it with jax[tpu]."""
+    """Ship the repository at HEAD (git archive) to every worker and install it with jax[tpu]
+    (`launch/worker.sh setup`: a Python >= 3.11, installed with uv where the image's is older)."""
     archive = "/tmp/hsijax-src.tar"
-    setup = (f"mkdir -p {REMOTE_REPO} && tar -xf ~/hsijax-src.tar -C {REMOTE_REPO} && cd {REMOTE_REPO} && "
-             "python3 -m venv .venv && .venv/bin/pip install --quiet -e . 'jax[tpu]'")
+    setup = f"mkdir -p {REMOTE_REPO} && tar -xf ~/hsijax-src.tar -C {REMOTE_REPO} && bash {REMOTE_REPO}/launch/worker.sh setup"
     return [
         ["git", "-C", str(REPO), "archive", "--format=tar", f"--output={archive}", "HEAD"],
         tpu(args, "scp", archive, f"{args.name}:~/hsijax-src.tar", "--worker=all"),
@@ -94,7 +94,7 @@ def mount(args) -> list[list[str]]:
 
 def run(args) -> list[list[str]]:
     overrides = " ".join(shlex.quote(f"--config.{o}") for o in args.override)
-    script = (f"cd {REMOTE_REPO} && .venv/bin/hsijax pretrain --distributed --no-progress "
+    script = (f"bash {REMOTE_REPO}/launch/worker.sh pretrain --distributed --no-progress "
               f"--config {shlex.quote(args.config)} --workdir {remote_workdir(args)} "
               f"--config.data.data_dir=$HOME/{REMOTE_DATA} {overrides}").strip()
     return [on_all_workers(args, script)]

@@ -32,10 +32,10 @@ def test_dry_run_prints_the_whole_lifecycle(capsys):
     install, data, run = commands[3], commands[4], commands[5]
     for command in (install, data, run, commands[2]):
         assert "--worker=all" in command
-    assert "pip install" in install[-2] and "jax[tpu]" in install[-2]
+    assert "bash hsijax/launch/worker.sh setup" in install[-2]  # the script the last test runs for real
     assert "gcloud storage cp -r gs://bucket/tfds/*" in data[-2]
     script = run[-2]
-    assert "hsijax pretrain --distributed" in script and "--config poster" in script
+    assert "worker.sh pretrain --distributed" in script and "--config poster" in script
     assert "--config.train.steps=100" in script and "--config.data.data_dir=$HOME/tensorflow_datasets" in script
     assert "--worker=0" in commands[7] and commands[-1][4:6] == ["delete", "hx"]
 
@@ -54,7 +54,7 @@ def test_a_failed_run_still_deletes_the_vm(capsys):
 
     def fake_run(command, check):
         calls.append(command)
-        if "--command=" in command[-2] and "hsijax pretrain" in command[-2]:
+        if "--command=" in command[-2] and "worker.sh pretrain" in command[-2]:
             raise subprocess.CalledProcessError(255, command)
 
     with mock.patch.object(tpu_pretrain.subprocess, "run", fake_run):
@@ -67,3 +67,37 @@ def test_a_failed_run_still_deletes_the_vm(capsys):
 def test_the_data_argument_is_required(capsys):
     with pytest.raises(SystemExit):
         tpu_pretrain.main(BASE)
+
+
+def test_the_worker_script_installs_hsijax_and_pretrains(tmp_path, data_dir):
+    """`launch/worker.sh` for real, in a clean copy of the repository: everything but the network
+    installs (the packages come from this environment: --system-site-packages, --no-index)."""
+    import os
+    import shutil
+    import site
+    import sys
+
+    repo = SCRIPT.parents[1]
+    clean = tmp_path / "hsijax"
+    for name in subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True, check=True).stdout.split():
+        if (repo / name).is_file():
+            (clean / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo / name, clean / name)
+    environment = {**os.environ, "HSIJAX_PYTHON": str(Path(sys.base_prefix) / "bin" / "python3"),
+                   "HSIJAX_VENV_ARGS": "--system-site-packages", "HSIJAX_JAX": "",
+                   "HSIJAX_PIP_ARGS": "--no-deps --no-index --no-build-isolation",
+                   "PYTHONPATH": os.pathsep.join(site.getsitepackages()), "JAX_PLATFORMS": "cpu"}
+    setup = subprocess.run(["bash", clean / "launch" / "worker.sh", "setup"], env=environment, capture_output=True,
+                           text=True, timeout=600)
+    assert setup.returncode == 0, setup.stderr[-3000:]
+    assert setup.stdout.strip().startswith("worker: hsijax installed with Python 3.1")
+    run = subprocess.run(["bash", clean / "launch" / "worker.sh", "pretrain", "--config", "tiny", "--no-progress",
+                          "--workdir", tmp_path / "work", f"--config.data.data_dir={data_dir}",
+                          "--config.train.steps=4"], env=environment, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0 and run.stdout.startswith("steps 0 -> 4"), run.stderr[-3000:]
+    assert (tmp_path / "work" / "checkpoints" / "4" / "state").is_dir()
+
+
+def test_the_worker_script_refuses_an_unknown_command():
+    result = subprocess.run(["bash", SCRIPT.parent / "worker.sh", "train"], capture_output=True, text=True)
+    assert result.returncode == 2 and "unknown command train" in result.stderr

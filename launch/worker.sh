@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# What every TPU VM worker runs, from the unpacked repository: `bash launch/worker.sh setup` installs
+# hsijax in .venv with a Python >= 3.11, `bash launch/worker.sh pretrain ARGS...` runs
+# `hsijax pretrain ARGS...` with it. tests/test_launch.py runs both for real (installs offline).
+#
+# The TPU VM images' Python is 3.10 (tpu-ubuntu2204-base), below what hsijax and current JAX need:
+# then uv installs a CPython 3.11 beside it. Settings (environment):
+#   HSIJAX_PYTHON       the interpreter to try first (default python3)
+#   HSIJAX_JAX          what to install for JAX (default 'jax[tpu]'; 'jax[cuda12]' on a GPU VM; '' none)
+#   HSIJAX_VENV_ARGS    extra `python -m venv` arguments (the test: --system-site-packages)
+#   HSIJAX_PIP_ARGS     extra `pip install` arguments (the test: --no-deps --no-index --no-build-isolation)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command=${1:?usage: worker.sh setup | pretrain ARGS...}
+shift
+
+python_at_least_3_11() {
+  "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
+}
+
+setup() {
+  local python=${HSIJAX_PYTHON:-python3}
+  if ! python_at_least_3_11 "$python"; then
+    echo "worker: $("$python" --version 2>&1) is below 3.11; installing CPython 3.11 with uv" >&2
+    "$python" -m pip install --user --quiet uv
+    "$python" -m uv python install 3.11
+    python=$("$python" -m uv python find 3.11)
+  fi
+  # shellcheck disable=SC2086  # the settings are lists of words
+  "$python" -m venv ${HSIJAX_VENV_ARGS:-} .venv
+  # shellcheck disable=SC2086
+  .venv/bin/python -m pip install --quiet ${HSIJAX_PIP_ARGS:-} -e . ${HSIJAX_JAX-'jax[tpu]'}
+  .venv/bin/hsijax --help > /dev/null
+  echo "worker: hsijax installed with $(.venv/bin/python --version)"
+}
+
+case "$command" in
+  setup) setup ;;
+  pretrain) exec .venv/bin/hsijax pretrain "$@" ;;
+  *) echo "worker.sh: unknown command $command (setup | pretrain ARGS...)" >&2; exit 2 ;;
+esac
