@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 from hsijax.errors import HsijaxError
@@ -346,20 +347,29 @@ def quiet_libraries() -> None:
     # at length, when they are collected; hsijax reports the damage itself in one line.
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     # The reads still in flight when one failed finish later, on TensorStore's threads, and call back
-    # into an event loop Orbax has closed: Python prints each such RuntimeError as a traceback.
-    sys.excepthook = without_closed_loop_errors(sys.excepthook)
+    # into an event loop Orbax has closed, or are collected unfinished: Python reports each as an
+    # "unraisable" error, a traceback on stderr beside the command's one line. Those, and only
+    # those, are dropped.
+    sys.unraisablehook = without_orbax_leftovers(sys.unraisablehook)
+    # The same leftovers, once more: their coroutines, never started, are collected with a warning.
+    # (hsijax itself has no coroutines, so none of its own can be hidden.)
+    warnings.filterwarnings("ignore", message=r"coroutine '.*' was never awaited", category=RuntimeWarning)
     if not sys.stderr.isatty():
         tfds.disable_progress_bar()
 
 
-def without_closed_loop_errors(hook):
-    """``sys.excepthook`` that drops "Event loop is closed" (see `quiet_libraries`), passing on the rest."""
+def without_orbax_leftovers(hook):
+    """``sys.unraisablehook`` that drops what Orbax's reads leave behind a failed restore (see
+    `quiet_libraries`): "Event loop is closed" from their callbacks, and the errors of its
+    coroutines collected unfinished. Everything else goes to ``hook``."""
 
-    def excepthook(kind, value, traceback):
-        if not (kind is RuntimeError and str(value) == "Event loop is closed"):
-            hook(kind, value, traceback)
+    def unraisablehook(unraisable):
+        closed_loop = unraisable.exc_type is RuntimeError and str(unraisable.exc_value) == "Event loop is closed"
+        code = getattr(unraisable.object, "cr_code", None)
+        if not (closed_loop or code is not None and "orbax" in code.co_filename):
+            hook(unraisable)
 
-    return excepthook
+    return unraisablehook
 
 
 def build_parser() -> argparse.ArgumentParser:
