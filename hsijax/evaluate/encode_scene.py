@@ -19,10 +19,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from hsijax.data.loading import ImportOptions, SceneInput, read_scene_file
+from hsijax.data.loading import ImportOptions, SceneInput, scene_input
 from hsijax.data.readers import CUBE_SUFFIXES
 from hsijax.data.scene import Scene
-from hsijax.data.storage import check_scene_content
 from hsijax.errors import HsijaxError
 from hsijax.files import check_output, release_pages, write_npy_atomic
 from hsijax.models.autoencoder import Model
@@ -108,8 +107,7 @@ def encode_archive(checkpoint, inputs: list[Path], options: ImportOptions, outpu
         if target.is_file():
             done["skipped"].append(target)
             continue
-        scene = read_scene_file(dataclasses.replace(options, file=path), path.stem.lower())
-        check_scene_content(scene, str(path))
+        scene = scene_input(None, dataclasses.replace(options, file=path)).scene
         check_band_count(scene.cube.shape[-1], model.config.buckets, str(path))
         done["encoded"].append(encode_scene(model, scene, target, progress=progress))
     return done
