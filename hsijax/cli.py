@@ -336,6 +336,33 @@ def run_study_command(args) -> str:
     return f"wrote {write_report(config, workdir, report)}"
 
 
+def add_leave_out(subparsers) -> None:
+    command = subparsers.add_parser(
+        "leave-out", help="leave-sensor-out evaluation against the shared wavelength-grid PCA and the raw spectra",
+        description="Resumable; flags after the known ones are ml_collections overrides: "
+                    "--config.pretrain.train.steps=3000",
+    )
+    command.add_argument("--config", default="leave_out", help="a config file or the built-in 'leave_out'")
+    command.add_argument("--workdir", type=Path, required=True, help="every pretraining and result")
+    command.add_argument("--report", type=Path, help="where the page and its figure go (default WORKDIR/report)")
+    command.add_argument("--report-only", action="store_true", help="render the page from what is done, run nothing")
+    command.add_argument("--no-progress", action="store_true", help="no progress bars")
+    command.set_defaults(run=run_leave_out_command, overrides=True)
+
+
+def run_leave_out_command(args) -> str:
+    from hsijax.configs import LEAVE_OUT, load_config
+    from hsijax.experiments.leave_out import run_leave_out, write_report
+    from hsijax.files import check_output
+
+    config = load_config(args.config, args.overrides, builtins=LEAVE_OUT)
+    workdir = check_output(args.workdir, "directory")
+    report = check_output(args.report or args.workdir / "report", "directory")
+    if not args.report_only:
+        run_leave_out(config, workdir, progress=not args.no_progress)
+    return f"wrote {write_report(config, workdir, report)}"
+
+
 def quiet_libraries() -> None:
     """TFDS logs every step at INFO; keep warnings, and its progress bars only on a terminal."""
     import absl.logging
@@ -378,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for add in (add_demo, add_import, add_prepare, add_pretrain, add_classify, add_reconstruct, add_encode,
-                add_export, add_study):
+                add_export, add_study, add_leave_out):
         add(subparsers)
     return parser
 

@@ -123,7 +123,7 @@ def test_bands_by_pixels_matrices_are_column_major(tmp_path):
     assert (scene.layout, scene.layout_decided_by) == ("bands_by_pixels", "--shape 4 6")
     writers.write_mat_v5(tmp_path / "turned.mat", {"Y": matrix.T})  # pixels x bands
     with pytest.raises(HsijaxError, match=r"turned.mat: 30 pixels do not fill --shape 4 6 \(24 pixels\) "
-                                          r"\(its rows would: a pixels x bands matrix; transpose it\)"):
+                                          r"\(its rows would: a pixels x bands matrix; transpose it"):
         read(tmp_path, tmp_path / "turned.mat", shape=(4, 6))
 
 

@@ -1,7 +1,8 @@
 """Configurations (ml_collections). Each file's docstring holds the command that runs it.
 
 `base.get_config` holds every pretraining field with its default; `tiny`, `local`, `unseen`,
-`shipped` and `poster` change sizes, scenes and the model; `study` configures the decoder study.
+`shipped` and `poster` change sizes, scenes and the model; `study` configures the decoder study,
+`leave_out` the leave-sensor-out evaluation.
 `load_config` reads a file or a built-in name and applies ``--config.FIELD=VALUE`` overrides.
 """
 
@@ -13,6 +14,7 @@ from hsijax.errors import HsijaxError
 
 PRETRAINING = ("tiny", "local", "unseen", "poster", "shipped")  # built-in names `hsijax pretrain` takes
 STUDY = ("study",)
+LEAVE_OUT = ("leave_out",)
 
 
 def load_config(path_or_name: str, overrides: list[str] = (), builtins: tuple[str, ...] = PRETRAINING):

@@ -21,10 +21,18 @@ from pathlib import Path
 from typing import NamedTuple
 
 import jax
+import numpy as np
 
 from hsijax.data.builders import prepare_scene
-from hsijax.data.catalog import SCENES
-from hsijax.data.readers import LAYOUTS, read_cube, read_labels, read_wavelengths
+from hsijax.data.catalog import SCENES, hyperion_nominal_wavelengths
+from hsijax.data.readers import (
+    LAYOUTS,
+    block_majority,
+    read_band_selection,
+    read_cube,
+    read_labels,
+    read_wavelengths,
+)
 from hsijax.data.scene import Scene
 from hsijax.data.storage import (
     DEFAULT_DATA_DIR,
@@ -36,6 +44,7 @@ from hsijax.data.storage import (
     read_scene,
     summary_line,
 )
+from hsijax.data.wavelengths import AVIRIS_224_WAVELENGTHS_NM
 from hsijax.errors import HsijaxError
 
 
@@ -52,7 +61,17 @@ def add_file_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gt", type=Path, help="ground-truth label map (0 = unlabelled)")
     parser.add_argument("--key", help="variable holding the cube in a .mat file")
     parser.add_argument("--gt-key", help="variable holding the labels in a .mat file")
-    parser.add_argument("--wavelengths", type=Path, help="band centres in nm (text, .npy, .mat, or an ENVI .hdr)")
+    parser.add_argument("--gt-majority", action="store_true", default=None,
+                        help="the ground truth is finer than the image by a whole factor: each pixel takes "
+                             "its block's most frequent label")
+    parser.add_argument("--wavelengths", metavar="FILE|TABLE",
+                        help="band centres in nm: a file (text, .npy, .mat, or an ENVI .hdr), a sensor's table "
+                             f"({', '.join(WAVELENGTH_TABLES)}), or linspace:FIRST:LAST (evenly spaced)")
+    parser.add_argument("--wavelengths-key", help="variable holding the wavelengths in a .mat file")
+    parser.add_argument("--keep-bands", type=Path,
+                        help="which bands of the wavelength list the cube holds (0/1 list or 1-based numbers); "
+                             "a cube with every listed band is cut to them")
+    parser.add_argument("--keep-bands-key", help="variable holding the band selection in a .mat file")
     parser.add_argument("--shape", type=positive_int, nargs=2, metavar=("H", "W"),
                         help="image size, for a bands x pixels matrix (column-major)")
     parser.add_argument("--layout", choices=LAYOUTS, default="auto",
@@ -68,10 +87,18 @@ class ImportOptions:
     gt: Path | None = None
     key: str | None = None
     gt_key: str | None = None
-    wavelengths: Path | None = None
+    gt_majority: bool = False
+    wavelengths: str | None = None
+    wavelengths_key: str | None = None
+    keep_bands: Path | None = None
+    keep_bands_key: str | None = None
     shape: tuple[int, int] | None = None
     layout: str = "auto"
     sensor: str = "unknown"
+
+    def __post_init__(self):
+        if self.wavelengths is not None:  # a path, a table name or linspace:FIRST:LAST
+            object.__setattr__(self, "wavelengths", str(self.wavelengths))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ImportOptions:
@@ -102,17 +129,54 @@ def parse_import_options(text: str, where: str = "import options") -> ImportOpti
         raise HsijaxError(f"{where} {text!r}: {error}") from None
 
 
+WAVELENGTH_TABLES = {"aviris": AVIRIS_224_WAVELENGTHS_NM, "hyperion": tuple(hyperion_nominal_wavelengths())}
+
+
+def listed_wavelengths(options: ImportOptions) -> np.ndarray | None:
+    """The band centres ``--wavelengths`` names (before ``--keep-bands``); None for ``linspace``,
+    whose length is the cube's (`read_scene_file`) and for no list."""
+    spec = options.wavelengths
+    if spec is None or spec.startswith("linspace:"):
+        return None
+    if spec.lower() in WAVELENGTH_TABLES:
+        return np.asarray(WAVELENGTH_TABLES[spec.lower()], np.float64)
+    return read_wavelengths(Path(spec), options.wavelengths_key)
+
+
+def linspace_wavelengths(spec: str, band_count: int) -> np.ndarray:
+    try:
+        first, last = (float(value) for value in spec.split(":")[1:])
+    except ValueError:
+        raise HsijaxError(f"--wavelengths {spec}: expected linspace:FIRST:LAST in nm, e.g. linspace:380:1050") from None
+    if not 0 < first < last:
+        raise HsijaxError(f"--wavelengths {spec}: need 0 < FIRST < LAST (nm)")
+    return np.linspace(first, last, band_count)
+
+
 def read_scene_file(options: ImportOptions, name: str) -> Scene:
     """A `Scene` read from ``options.file`` with its ground truth and wavelengths, if given."""
     labels = read_labels(options.gt, options.gt_key) if options.gt is not None else None
-    wavelengths = read_wavelengths(options.wavelengths) if options.wavelengths is not None else None
+    wavelengths = listed_wavelengths(options)
+    keep = None
+    if options.keep_bands is not None:
+        if wavelengths is None:
+            raise HsijaxError(f"--keep-bands {options.keep_bands}: needs a wavelength list (--wavelengths FILE|TABLE)")
+        keep = read_band_selection(options.keep_bands, options.keep_bands_key, len(wavelengths))
+        listed, wavelengths = wavelengths, wavelengths[keep]
     reading = read_cube(options.file, options.key, options.shape, options.layout,
-                        labels_shape=None if labels is None else labels.shape,
-                        band_count=None if wavelengths is None else (len(wavelengths), "the wavelength list"))
+                        labels_shape=None if labels is None or options.gt_majority else labels.shape,
+                        band_count=None if wavelengths is None or keep is not None
+                        else (len(wavelengths), "the wavelength list"))
     cube = reading.cube
+    if keep is not None and cube.shape[-1] == len(listed) != len(wavelengths):
+        cube = cube[..., keep]  # a cube with every listed band (e.g. NaN in its bad bands): keep the good ones
+    if options.wavelengths is not None and options.wavelengths.startswith("linspace:"):
+        wavelengths = linspace_wavelengths(options.wavelengths, cube.shape[-1])
     if wavelengths is not None and len(wavelengths) != cube.shape[-1]:
         raise HsijaxError(f"{options.wavelengths}: {len(wavelengths)} wavelengths for {cube.shape[-1]} "
                           f"bands of {options.file}")
+    if labels is not None and options.gt_majority:
+        labels = block_majority(labels, cube.shape[:2], options.gt)
     if labels is not None and labels.shape != cube.shape[:2]:
         raise HsijaxError(
             f"{options.gt}: ground truth shape {labels.shape} differs from the image's {cube.shape[:2]}"

@@ -97,7 +97,7 @@ def _pick(arrays: dict[str, np.ndarray], path: Path, key: str | None, ndims: tup
 
 
 def _read_envi(path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
-    import spectral.io.envi as envi
+    from spectral.io import envi
 
     try:
         image = envi.open(str(path))
@@ -111,7 +111,7 @@ def _read_envi(path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
 
 
 def _envi_header_wavelengths(path: Path) -> np.ndarray:
-    import spectral.io.envi as envi
+    from spectral.io import envi
 
     try:
         header = envi.read_envi_header(str(path))
@@ -222,7 +222,7 @@ class CubeReading:
 
     cube: np.ndarray
     wavelengths_nm: np.ndarray | None
-    layout: str  # band_last | band_first | bands_by_pixels
+    layout: str  # band_last | band_first | bands_by_pixels | pixels_by_bands
     decided_by: str
 
 
@@ -302,8 +302,15 @@ def to_band_last(read: FileArray, path, shape: tuple[int, int] | None = None, la
                 f"{path}: holds a 2-D array {array.shape}; for a bands x pixels matrix give --shape H W"
             )
         height, width = shape
+        if array.shape[0] == height * width != array.shape[1] and 1 in shape:
+            # A table of spectra (pixels x bands) as an N x 1 image: no pixel order to guess. For a
+            # real image a pixels x bands matrix is refused below (row- or column-major is unknowable).
+            cube = np.asarray(array).reshape(height, width, array.shape[1])
+            return CubeReading(cube, read.wavelengths_nm, "pixels_by_bands", f"--shape {height} {width}")
         if array.shape[1] != height * width:
-            turned = " (its rows would: a pixels x bands matrix; transpose it)" if array.shape[0] == height * width else ""
+            turned = (" (its rows would: a pixels x bands matrix; transpose it to bands x pixels in column-major "
+                      "pixel order, or give a table of spectra as --shape N 1)")
+            turned = turned if array.shape[0] == height * width else ""
             raise HsijaxError(
                 f"{path}: {array.shape[1]} pixels do not fill --shape {height} {width} "
                 f"({height * width} pixels){turned}"
@@ -349,7 +356,9 @@ def read_cube(path, key: str | None = None, shape: tuple[int, int] | None = None
 def read_labels(path, key: str | None = None) -> np.ndarray:
     """A 2-D label map (H, W) of non-negative integers, 0 = unlabelled."""
     array, _ = read_arrays(path, key, (2,), "2-D label map")
-    array = np.squeeze(np.asarray(array))
+    array = np.asarray(array)
+    if array.ndim > 2:  # e.g. (1, H, W); a (N, 1) column of labels stays 2-D
+        array = np.squeeze(array)
     if array.ndim != 2:
         raise HsijaxError(f"{path}: expected a 2-D label map, got shape {array.shape}")
     if array.dtype.kind == "f":
@@ -365,14 +374,29 @@ def read_labels(path, key: str | None = None) -> np.ndarray:
     return array.astype(np.int32)
 
 
-def read_wavelengths(path) -> np.ndarray:
-    """Band centres in nm from a text file (one per line, or the first column), a .npy/.mat file,
-    or an ENVI header's ``wavelength`` list (micrometres are converted)."""
+def block_majority(labels: np.ndarray, shape: tuple[int, int], path) -> np.ndarray:
+    """A label map whose size is a whole multiple of the image's, brought to the image's grid: each
+    image pixel takes the most frequent label of its block (0, unlabelled, counts as a label, so a
+    mostly unlabelled block stays unlabelled). For label maps at a finer resolution than the image
+    (Houston 2018: 0.5 m labels, 1 m spectra)."""
+    (rows, cols), (height, width) = labels.shape, shape
+    if rows % height or cols % width or rows // height != cols // width:
+        raise HsijaxError(f"{path}: ground truth {labels.shape} is not a whole multiple of the image's {shape}")
+    factor = rows // height
+    blocks = labels.reshape(height, factor, width, factor).transpose(0, 2, 1, 3).reshape(height, width, -1)
+    counts = np.apply_along_axis(np.bincount, -1, blocks, minlength=int(labels.max()) + 1)
+    return counts.argmax(axis=-1).astype(np.int32)
+
+
+def read_wavelengths(path, key: str | None = None) -> np.ndarray:
+    """Band centres in nm from a text file (one per line, or the first column), a .npy/.mat file
+    (``key``: its variable), or an ENVI header's ``wavelength`` list. Lists whose values are all
+    below 30 are taken as micrometres and converted (no imaging sensor has bands below 30 nm)."""
     path = _existing_file(path)
     if path.suffix.lower() == ".hdr":
         return _envi_header_wavelengths(path)
     if path.suffix.lower() in (".npy", ".mat"):
-        array, _ = read_arrays(path, None, (1, 2), "wavelength list")
+        array, _ = read_arrays(path, key, (1, 2), "wavelength list")
     else:
         try:
             array = np.loadtxt(path, ndmin=2)[:, 0]
@@ -381,4 +405,21 @@ def read_wavelengths(path) -> np.ndarray:
     wavelengths = np.asarray(array, dtype=np.float64).reshape(-1)
     if not (np.isfinite(wavelengths).all() and (wavelengths > 0).all()):
         raise HsijaxError(f"{path}: wavelengths must be positive finite numbers (nm)")
-    return wavelengths
+    return wavelengths * 1000.0 if wavelengths.max() < 30 else wavelengths
+
+
+def read_band_selection(path, key: str | None, band_count: int) -> np.ndarray:
+    """Which of ``band_count`` listed bands a cube keeps, as a boolean mask: from a 0/1 list of that
+    length (an ENVI bad-band list) or from 1-based band numbers (a "selected bands" list)."""
+    path = _existing_file(path)
+    array, _ = read_arrays(path, key, (1, 2), "band selection")
+    values = np.asarray(array).reshape(-1)
+    if len(values) == band_count and set(np.unique(values)) <= {0, 1}:
+        return values.astype(bool)
+    numbers = values.astype(np.int64)
+    if (numbers != values).any() or numbers.min(initial=1) < 1 or numbers.max(initial=1) > band_count:
+        raise HsijaxError(f"{path}: a band selection must be a 0/1 list of {band_count} or band numbers "
+                          f"1..{band_count}, got values {values.min():g}..{values.max():g}")
+    mask = np.zeros(band_count, bool)
+    mask[numbers - 1] = True
+    return mask

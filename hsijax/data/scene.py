@@ -43,7 +43,7 @@ class Scene:
     labels: np.ndarray | None
     wavelengths_nm: np.ndarray | None
     class_names: tuple[str, ...] = ()
-    layout: str = "band_last"  # how the file held the cube: band_last | band_first | bands_by_pixels
+    layout: str = "band_last"  # how the file held the cube: band_last | band_first | bands_by_pixels | pixels_by_bands
     layout_decided_by: str = "an array in memory"  # the evidence that decided it (`hsijax.data.readers`)
 
 

@@ -32,10 +32,18 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from hsijax.data.shared_grid import (
+    GRID_POINTS,
+    SHARED_GRID_NM,
+    from_grid,
+    grid_interpolation,
+    to_grid,
+)
 from hsijax.errors import HsijaxError
 from hsijax.spectral import DEFAULT_BUCKETS, reflect_indices
 
 DECODERS = ("faithful", "conditioned")
+AXES = ("bands", "wavelength_grid")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +56,9 @@ class ModelConfig:
     kernel_size: int = 5
     fourier_frequencies: int = 6  # conditioned decoder only; see `fourier_features`
     buckets: tuple[int, ...] = DEFAULT_BUCKETS
+    # "bands": the poster's network, convolving over band positions; "wavelength_grid": the same
+    # network convolving over the shared 5-nm grid (`hsijax.data.shared_grid`), see `SharedAutoencoder.encode`.
+    axis: str = "bands"
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -60,6 +71,11 @@ class ModelConfig:
         return len(self.widths)
 
     def _validate(self):
+        if self.axis not in AXES:
+            raise HsijaxError(f"axis must be one of {AXES}, got {self.axis!r}")
+        if self.axis == "wavelength_grid" and GRID_POINTS % 2**self.stages:
+            raise HsijaxError(f"the wavelength grid's {GRID_POINTS} points need widths with at most 3 stages, "
+                              f"got {len(self.widths)}")
         if self.decoder not in DECODERS:
             raise HsijaxError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
         if self.code_width < 1:
@@ -135,7 +151,7 @@ class Encoder(nn.Module):
     @nn.compact
     def __call__(self, spectra):
         kernel = (self.config.kernel_size,)
-        features = spectra[..., None]
+        features = spectra[..., None] if spectra.ndim == 2 else spectra  # (N, L) or (N, L, channels)
         for width in self.config.widths:
             features = nn.gelu(nn.Conv(width, kernel, strides=2, padding="SAME")(features))
         return nn.Conv(self.config.code_width, kernel, padding="SAME")(features)
@@ -176,7 +192,8 @@ class Decoder(nn.Module):
 
 
 class SharedAutoencoder(nn.Module):
-    """Encoder, band-axis max-pooling, duplicated padding and decoder, as in the poster."""
+    """Encoder, band-axis max-pooling, duplicated padding and decoder, as in the poster; with
+    ``axis="wavelength_grid"`` the same stages run on the shared wavelength grid (`on_grid`)."""
 
     config: ModelConfig
 
@@ -184,17 +201,36 @@ class SharedAutoencoder(nn.Module):
         self.encoder = Encoder(self.config)
         self.decoder = Decoder(self.config)
 
-    def encode(self, spectra):
-        """(N, B) padded spectra -> (N, code_width) shared codes."""
-        return self.encoder(spectra).max(axis=1)
+    def encode(self, spectra, band_count=None, wavelengths=None, has_wavelengths=None, visible_nm=None):
+        """(N, B) padded spectra -> (N, code_width) shared codes. The band count and wavelengths
+        are needed (and used) only by the wavelength-grid network; see `__call__`."""
+        if self.config.axis == "bands":
+            return self.encoder(spectra).max(axis=1)
+        grid, covered, _ = on_grid(spectra, band_count, wavelengths, has_wavelengths, visible_nm)
+        features = self.encoder(jnp.stack([grid, covered.astype(grid.dtype)], axis=-1))
+        # Pool only over code positions whose grid points the sensor covers: elsewhere the input
+        # is zero-filled, and a maximum over it would make codes depend on the sensor's range.
+        real = covered.reshape(*covered.shape[:-1], features.shape[1], -1).any(axis=-1)
+        pooled = jnp.where(real[..., None], features, -jnp.inf).max(axis=1)
+        return jnp.where(real.any(axis=-1, keepdims=True), pooled, 0.0)
 
-    def __call__(self, spectra, band_count, wavelengths, has_wavelengths):
+    def __call__(self, spectra, band_count, wavelengths, has_wavelengths, visible_nm=None):
         """Reconstruct padded spectra (N, B); the caller crops or masks to the real bands.
 
         ``band_count`` (N,) int and ``has_wavelengths`` (N,) bool are per pixel, so one batch may
         mix scenes of one bucket; ``wavelengths`` (N, B) are padded like the spectra.
+        ``visible_nm`` (N, 2), grid network only: the encoder sees only grid points in this range
+        (a masked-band objective); the decoder still reconstructs every band.
         """
         length = spectra.shape[-1]
+        if self.config.axis == "wavelength_grid":
+            code = self.encode(spectra, band_count, wavelengths, has_wavelengths, visible_nm)
+            steps = GRID_POINTS // 2**self.config.stages
+            position = jnp.asarray((SHARED_GRID_NM - SHARED_GRID_NM[0]) / (SHARED_GRID_NM[-1] - SHARED_GRID_NM[0]))
+            conditioning = jnp.broadcast_to(fourier_features(position, self.config.fourier_frequencies),
+                                            (spectra.shape[0], GRID_POINTS, 1 + 2 * self.config.fourier_frequencies))
+            grid = self.decoder(duplicated_padding(code, steps), conditioning)
+            return from_grid(grid, band_wavelengths(band_count, wavelengths, has_wavelengths, length), xp=jnp)
         conditioning = None
         if self.config.decoder == "conditioned":
             conditioning = band_conditioning(
@@ -202,6 +238,27 @@ class SharedAutoencoder(nn.Module):
             )
         steps = length // 2**self.config.stages
         return self.decoder(duplicated_padding(self.encode(spectra), steps), conditioning)
+
+
+def band_wavelengths(band_count, wavelengths, has_wavelengths, length: int):
+    """(N, B) band centres, with `shared_grid.default_wavelengths` (evenly over 400-2500 nm) for
+    pixels whose scene lists none."""
+    steps = jnp.arange(length) / jnp.maximum(band_count - 1, 1)[:, None]
+    return jnp.where(has_wavelengths[:, None], wavelengths, 400.0 + 2100.0 * steps)
+
+
+def on_grid(spectra, band_count, wavelengths, has_wavelengths, visible_nm=None):
+    """Padded spectra (N, B) -> (values on the grid (N, G), covered (N, G) bool, band centres (N, B))."""
+    if band_count is None:
+        raise HsijaxError("the wavelength-grid network needs each spectrum's band count and wavelengths")
+    centres = band_wavelengths(band_count, wavelengths, has_wavelengths, spectra.shape[-1])
+    interpolation = grid_interpolation(centres, band_count, xp=jnp)
+    covered = interpolation.covered
+    if visible_nm is not None:
+        grid_nm = jnp.asarray(SHARED_GRID_NM, jnp.float32)
+        covered = covered & (grid_nm >= visible_nm[:, :1]) & (grid_nm <= visible_nm[:, 1:])
+    values = to_grid(spectra, interpolation._replace(covered=covered), xp=jnp)
+    return values, covered, centres
 
 
 @dataclasses.dataclass(frozen=True)

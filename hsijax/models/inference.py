@@ -35,9 +35,9 @@ def chunk_rows(bucket: int) -> int:
 
 @functools.lru_cache(maxsize=None)
 def jitted_encode(config: ModelConfig) -> Callable:
-    """(variables, padded spectra (N, B)) -> codes (N, c), compiled once per bucket."""
+    """(variables, SpectraBatch) -> codes (N, c), compiled once per bucket."""
     module = SharedAutoencoder(config)
-    return jax.jit(lambda variables, spectra: module.apply(variables, spectra, method="encode"))
+    return jax.jit(lambda variables, batch: module.apply(variables, *batch, method="encode"))
 
 
 @functools.lru_cache(maxsize=None)
@@ -82,12 +82,13 @@ def _prepare(model: Model, spectra, wavelengths) -> tuple[SpectraBatch, tuple[in
 def encode(model: Model, spectra, wavelengths=None, batch_size: int | None = None) -> np.ndarray:
     """Shared codes of ``spectra`` (..., b) -> (..., code_width), for any b within the buckets.
 
-    ``wavelengths`` (b,) are checked against the band count but do not change the code: the
-    encoder sees only the spectrum, which is what makes its codes comparable across sensors.
+    ``wavelengths`` (b,) are checked against the band count. The poster's network (axis
+    "bands") sees only the spectrum; the wavelength-grid network places it on the shared grid by
+    them (evenly over 400-2500 nm when None).
     """
     batch, leading = _prepare(model, spectra, wavelengths)
     encode_fn = jitted_encode(model.config)
-    codes = _in_chunks(lambda chunk: encode_fn(model.variables, chunk.spectra), batch, batch_size)
+    codes = _in_chunks(lambda chunk: encode_fn(model.variables, chunk), batch, batch_size)
     if codes is None:
         return np.zeros((*leading, model.config.code_width), np.float32)
     return codes.reshape(*leading, model.config.code_width)

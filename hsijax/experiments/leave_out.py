@@ -1,0 +1,177 @@
+"""Leave-sensor-out evaluation: is the shared code worth more than the simple things, on a sensor
+pretraining never saw? (`hsijax leave-out`, config `hsijax/configs/leave_out.py`.)
+
+For each left-out scene (one per non-AVIRIS sensor, and Indian Pines for AVIRIS) one pretraining
+runs without it -- and without the *validation* scenes, which are kept for choosing models and
+never appear in the left-out tables -- then the left-out scene is scored against:
+
+- the shared wavelength-grid PCA (`hsijax.models.linear_code`) fitted on the same pretraining
+  scenes (those with wavelengths), at each code width: the linear code a user could apply to a new
+  sensor; the scene's own PCA (a transductive ceiling); its own mean spectrum;
+- frozen codes vs raw spectra (and the grid-PCA codes) under the same classifiers
+  (`hsijax.evaluate.codes`) when the scene is labelled;
+- fine-tuned pretrained vs scratch vs SVM (the poster's comparison) on the classification scene.
+Then codes vs spectra for RX anomaly detection on the anomaly scenes, with the model pretrained
+without the classification scene (those scenes are AVIRIS, in its pretraining, labels unused).
+
+Each result is a JSON file written whole and kept, so the command resumes where it stopped;
+`write_report` renders the page (tables and a figure) from what is on disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hsijax.data.loading import load_scene, scene_names
+from hsijax.data.scene import Scene
+from hsijax.evaluate.codes import compare_features, rx_auc
+from hsijax.evaluate.reconstruction import evaluate_reconstruction
+from hsijax.experiments.leave_out_report import render
+from hsijax.experiments.study import classify, fraction_folder  # the study's resumable fine-tuning comparison
+from hsijax.files import check_output, write_json_atomic, write_text_atomic
+from hsijax.metrics import mean_and_std, per_band_psnr, per_band_ssim
+from hsijax.models.inference import encode
+from hsijax.models.linear_code import SharedGridPCA, own_pca_reconstruction
+from hsijax.models.saved_model import load_model
+from hsijax.spectral import fit_normalization
+from hsijax.train.loop import train
+
+names = scene_names
+
+
+def say(message: str) -> None:
+    print(f"leave-out: {message}", file=sys.stderr, flush=True)
+
+
+def normalised(scene: Scene) -> np.ndarray:
+    return fit_normalization(scene.cube, scene.name).apply(scene.cube).astype(np.float32)
+
+
+def pretraining_scenes(config, left_out: str) -> list[str]:
+    excluded = {left_out, *names(config.validation_scenes)}
+    return [name for name in names(config.pretrain.data.scenes) if name not in excluded]
+
+
+def reconstruction_scores(original: np.ndarray, reconstruction: np.ndarray) -> dict:
+    return {"mpsnr_db": float(per_band_psnr(original, reconstruction).mean()),
+            "mssim": float(per_band_ssim(original, reconstruction).mean())}
+
+
+def score_reconstruction(model, scene: Scene, linear: dict[int, SharedGridPCA]) -> dict:
+    """Every reconstruction row for one scene: the network, the grid PCA and own PCA at each
+    width, and the scene's mean spectrum."""
+    metrics, original, _ = evaluate_reconstruction(model, scene)
+    rows = {"network": {"mpsnr_db": metrics["mpsnr_db"], "mssim": metrics["mssim"],
+                        "code_width": model.config.code_width},
+            "mean_spectrum": reconstruction_scores(original, np.broadcast_to(
+                original.reshape(-1, original.shape[-1]).mean(axis=0), original.shape))}
+    for width, pca in linear.items():
+        if scene.wavelengths_nm is not None:
+            recon = pca.reconstruct(original, scene.wavelengths_nm)
+            rows[f"grid_pca_c{width}"] = reconstruction_scores(original, recon)
+        rows[f"own_pca_c{width}"] = reconstruction_scores(original, own_pca_reconstruction(original, width))
+    return {"dataset": scene.name, "bands": int(original.shape[-1]), "rows": rows}
+
+
+def grid_pca_scenes(config, left_out: str, scene) -> list[Scene]:
+    """The pretraining scenes of a cell that list wavelengths: what its grid PCA is fitted on."""
+    return [scene(name) for name in pretraining_scenes(config, left_out) if scene(name).wavelengths_nm is not None]
+
+
+def run_cell(config, left_out: str, workdir: Path, scene, progress: bool) -> None:
+    """Pretrain without ``left_out`` and score it (and the validation scenes) in ``workdir``."""
+    steps = config.pretrain.train.steps
+    pretrain = config.pretrain.copy_and_resolve_references()
+    pretrain.data.scenes = ",".join(pretraining_scenes(config, left_out))
+    if not (workdir / "checkpoints" / str(steps)).is_dir():
+        say(f"without {left_out}: pretraining {steps} steps on {pretrain.data.scenes}")
+        summary = train(pretrain, workdir, progress=progress)
+        say(f"without {left_out}: pretrained in {summary.seconds:.0f} s")
+    model = None
+    fitted = grid_pca_scenes(config, left_out, scene)
+    linear = None
+    for name in [left_out, *names(config.validation_scenes)]:
+        out = workdir / "reconstruct" / f"{name}.json"
+        if out.is_file():
+            continue
+        model = model or load_model(workdir)
+        linear = linear or {w: SharedGridPCA.fit([(normalised(s), s.wavelengths_nm) for s in fitted], w)
+                            for w in map(int, names(config.code_widths))}
+        result = score_reconstruction(model, scene(name), linear)
+        result["grid_pca_fitted_on"] = [s.name for s in fitted]
+        write_json_atomic(out, result)
+        rows = result["rows"]
+        say(f"without {left_out}: {name} network {rows['network']['mpsnr_db']:.2f} dB, grid PCA "
+            + ", ".join(f"{k[9:]} {v['mpsnr_db']:.2f}" for k, v in rows.items() if k.startswith("grid_pca")))
+    target = scene(left_out)
+    if target.labels is not None and (target.labels > 0).any():
+        codes_vs_spectra(config, target, workdir, fitted)
+
+
+def codes_vs_spectra(config, target: Scene, workdir: Path, fitted: list[Scene]) -> None:
+    """Frozen codes of the model in ``workdir`` (and of the grid PCA fitted on ``fitted``) against
+    the raw spectra of ``target``, at each label fraction."""
+    model = None
+    for fraction in map(float, names(config.classify.fractions)):
+        out = workdir / "codes_vs_spectra" / f"{target.name}_{fraction * 100:g}pct.json"
+        if out.is_file():
+            continue
+        model = model or load_model(workdir)
+        spectra = normalised(target).reshape(-1, target.cube.shape[-1])
+        features = {"spectra": spectra, "network codes": encode(model, spectra, target.wavelengths_nm)}
+        if target.wavelengths_nm is not None and fitted:
+            pca = SharedGridPCA.fit([(normalised(s), s.wavelengths_nm) for s in fitted], model.config.code_width)
+            features["grid PCA codes"] = pca.encode(spectra, target.wavelengths_nm)
+        results = compare_features(features, target.labels.reshape(-1), fraction, config.classify.seeds,
+                                   progress=lambda line: say(f"{target.name} {line}"))
+        summary = {classifier: {name: {"oa": mean_and_std([r["oa"] for r in runs]),
+                                       "aa": mean_and_std([r["aa"] for r in runs]),
+                                       "kappa": mean_and_std([r["kappa"] for r in runs])}
+                                for name, runs in by_features.items()}
+                   for classifier, by_features in results.items()}
+        write_json_atomic(out, {"dataset": target.name, "fraction": fraction, "seeds": config.classify.seeds,
+                                "model": workdir.name, "results": summary})
+
+
+def anomaly_detection(config, model_dir: Path, out: Path, scene) -> None:
+    if out.is_file() or not names(config.anomaly_scenes):
+        return
+    model = load_model(model_dir)
+    rows = {}
+    for name in names(config.anomaly_scenes):
+        target = scene(name)
+        cube = normalised(target)
+        codes = encode(model, cube, target.wavelengths_nm)
+        rows[name] = {"spectra": rx_auc(cube, target.labels), "network codes": rx_auc(codes, target.labels)}
+        say(f"RX AUC {name}: spectra {rows[name]['spectra']:.4f}, codes {rows[name]['network codes']:.4f}")
+    write_json_atomic(out, {"model": str(model_dir), "auc": rows})
+
+
+def run_leave_out(config, workdir, progress: bool = True) -> None:
+    """Every cell, then anomaly detection and the fine-tuning comparison (what is done is kept)."""
+    workdir = check_output(Path(workdir).expanduser(), "directory")
+    data = config.pretrain.data
+    scene = functools.cache(lambda name: load_scene(name, data.data_dir, data.imports))
+    for left_out in names(config.left_out):
+        run_cell(config, left_out, workdir / f"without_{left_out}", scene, progress)
+    for pair in names(config.labelled_scenes):
+        name, cell = pair.split(":")
+        codes_vs_spectra(config, scene(name), workdir / f"without_{cell}", grid_pca_scenes(config, cell, scene))
+    classified = workdir / f"without_{config.classify.dataset}"
+    if classified.is_dir():
+        anomaly_detection(config, classified, workdir / "anomaly_rx_auc.json", scene)
+        if config.classify.fine_tune:
+            for fraction in map(float, names(config.classify.fractions)):
+                classify(config, workdir / "fine_tune" / fraction_folder(fraction), ("pretrained", "scratch", "svm"),
+                         fraction, classified, "fine-tuning", scene)
+
+
+def write_report(config, workdir, report_dir) -> Path:
+    """``report_dir/README.md`` and its figure, from the results in ``workdir``."""
+    workdir, report_dir = Path(workdir).expanduser(), Path(report_dir).expanduser()
+    text = render(config, workdir, report_dir)
+    return write_text_atomic(report_dir / "README.md", text)

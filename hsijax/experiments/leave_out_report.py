@@ -1,0 +1,187 @@
+"""The leave-sensor-out page (docs/leave_out/README.md): tables and a figure, every number read
+from the JSON files `hsijax.experiments.leave_out` wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from hsijax.data.loading import scene_names as names
+from hsijax.evaluate.figures import save_atomic
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def reconstruction_results(config, workdir: Path) -> dict[str, dict]:
+    """{left-out scene: its reconstruction result} for the cells that are done."""
+    results = {}
+    for name in names(config.left_out):
+        result = _read(workdir / f"without_{name}" / "reconstruct" / f"{name}.json")
+        if result:
+            results[name] = result
+    return results
+
+
+def validation_results(config, workdir: Path) -> dict[str, list[dict]]:
+    """{validation scene: [its result in each cell]}."""
+    return {name: [r for left_out in names(config.left_out)
+                   if (r := _read(workdir / f"without_{left_out}" / "reconstruct" / f"{name}.json"))]
+            for name in names(config.validation_scenes)}
+
+
+ROW_TITLES = {"network": "shared encoder (c = {c})", "mean_spectrum": "the scene's mean spectrum"}
+
+
+def row_title(key: str, network_width: int) -> str:
+    if key in ROW_TITLES:
+        return ROW_TITLES[key].format(c=network_width)
+    kind, width = key.rsplit("_c", 1)
+    return {"grid_pca": "shared wavelength-grid PCA", "own_pca": "the scene's own PCA (transductive)"}[kind] + \
+        f" (c = {width})"
+
+
+def row_order(results: dict[str, dict]) -> list[str]:
+    """The network first, then the linear codes by kind and width, the mean spectrum last."""
+    keys = {key for result in results.values() for key in result["rows"]}
+    rank = lambda key: ({"network": 0, "mean_spectrum": 3}.get(key, 1 if key.startswith("grid") else 2),
+                        int(key.rsplit("_c", 1)[1]) if "_c" in key else 0)
+    return sorted(keys, key=rank)
+
+
+def reconstruction_table(results: dict[str, dict], network_width: int) -> list[str]:
+    if not results:
+        return ["(no cell finished yet)"]
+    scenes = list(results)
+    keys = row_order(results)
+    lines = ["| MPSNR dB (MSSIM) | " + " | ".join(scenes) + " | mean |", "|---" * (len(scenes) + 2) + "|"]
+    for key in keys:
+        values = [results[s]["rows"].get(key) for s in scenes]
+        cells = [f"{v['mpsnr_db']:.2f} ({v['mssim']:.3f})" if v else "—" for v in values]
+        known = [v["mpsnr_db"] for v in values if v]
+        mean = f"{np.mean(known):.2f}" if len(known) == len(values) else "—"
+        lines.append(f"| {row_title(key, network_width)} | " + " | ".join(cells) + f" | {mean} |")
+    return lines
+
+
+def goals(results: dict[str, dict], network_width: int) -> list[str]:
+    if len(results) == 0:
+        return []
+    network = np.mean([r["rows"]["network"]["mpsnr_db"] for r in results.values()])
+    lines = [f"- Unseen-sensor MPSNR at c = {network_width} (goal ≥ 40 dB): {network:.2f} dB "
+             f"({'met' if network >= 40 else f'missed by {40 - network:.2f} dB'})."]
+    grid = f"grid_pca_c{network_width}"
+    known = [r for r in results.values() if grid in r["rows"]]
+    if known:
+        margin = np.mean([r["rows"]["network"]["mpsnr_db"] - r["rows"][grid]["mpsnr_db"] for r in known])
+        lines.append(f"- Margin over the shared wavelength-grid PCA at c = {network_width} (goal ≥ +3 dB): "
+                     f"{margin:+.2f} dB ({'met' if margin >= 3 else f'missed by {3 - margin:.2f} dB'}).")
+    return lines
+
+
+def codes_table(workdir: Path, config) -> list[str]:
+    lines = []
+    for left_out in names(config.left_out):
+        for path in sorted((workdir / f"without_{left_out}" / "codes_vs_spectra").glob("*.json")):
+            result = _read(path)
+            lines += [f"{result['dataset']}, {result['fraction']:.0%} labels, {result['seeds']} seeds "
+                      f"(model pretrained without {left_out}), OA % mean ± std:", "",
+                      "| features | " + " | ".join(result["results"]) + " |",
+                      "|---" * (len(result["results"]) + 1) + "|"]
+            feature_names = list(next(iter(result["results"].values())))
+            for feature in feature_names:
+                cells = [f"{100 * by[feature]['oa']['mean']:.2f} ± {100 * by[feature]['oa']['std']:.2f}"
+                         for by in result["results"].values()]
+                lines.append(f"| {feature} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return lines or ["(not run yet)"]
+
+
+def anomaly_table(workdir: Path) -> list[str]:
+    result = _read(workdir / "anomaly_rx_auc.json")
+    if not result:
+        return ["(not run yet)"]
+    lines = ["| scene | RX on spectra | RX on codes |", "|---|---|---|"]
+    for name, row in result["auc"].items():
+        lines.append(f"| {name} | {row['spectra']:.4f} | {row['network codes']:.4f} |")
+    means = [np.mean([row[k] for row in result["auc"].values()]) for k in ("spectra", "network codes")]
+    lines.append(f"| mean | {means[0]:.4f} | {means[1]:.4f} |")
+    return lines
+
+
+def fine_tune_table(workdir: Path) -> list[str]:
+    from hsijax.evaluate.classification import format_classification
+
+    lines = []
+    for path in sorted((workdir / "fine_tune").glob("*/metrics.json")):
+        lines += [format_classification(_read(path)), ""]
+    return lines or ["(not run yet)"]
+
+
+def reconstruction_figure(results: dict[str, dict], report_dir: Path) -> Path | None:
+    if not results:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenes = list(results)
+    keys = row_order(results)
+    figure, axes = plt.subplots(figsize=(2.2 + 1.6 * len(scenes), 4.2))
+    width = 0.8 / len(keys)
+    for i, key in enumerate(keys):
+        values = [results[s]["rows"].get(key, {}).get("mpsnr_db", np.nan) for s in scenes]
+        axes.bar(np.arange(len(scenes)) + i * width, values, width, label=key)
+    axes.set_xticks(np.arange(len(scenes)) + 0.4 - width / 2, scenes)
+    axes.set_ylabel("MPSNR (dB)")
+    axes.set_title("Scenes left out of pretraining")
+    axes.legend(fontsize=7, ncol=2)
+    axes.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    return save_atomic(figure, report_dir / "reconstruction.png")
+
+
+def render(config, workdir: Path, report_dir: Path) -> str:
+    width = int(config.pretrain.model.code_width)
+    results = reconstruction_results(config, workdir)
+    figure = reconstruction_figure(results, report_dir)
+    pretrain = config.pretrain
+    lines = [
+        "# Leave-sensor-out evaluation",
+        "",
+        "Written by `hsijax leave-out` (`hsijax/configs/leave_out.py`, `hsijax/experiments/leave_out.py`); "
+        "every number is read from the command's JSON files.",
+        "",
+        f"Each column is a scene pretraining never saw: {pretrain.train.steps} steps of {pretrain.train.batch_size} "
+        f"pixels, `{pretrain.model.decoder}` decoder, axis `{pretrain.model.get('axis', 'bands')}`, on "
+        f"`{pretrain.data.scenes}` minus that scene and minus the validation scenes "
+        f"`{config.validation_scenes}`. The shared wavelength-grid PCA is fitted on the same pretraining scenes "
+        "(those with wavelengths), resampled onto one 5-nm grid; own PCA is fitted on the scene itself.",
+        "",
+        "## Reconstruction",
+        "",
+        *reconstruction_table(results, width),
+        "",
+        *([f"![MPSNR by left-out scene]({figure.name})", ""] if figure else []),
+        "Goals:",
+        "",
+        *goals(results, width),
+        "",
+        "## Validation scenes (what models are chosen on)",
+        "",
+    ]
+    for name, cells in validation_results(config, workdir).items():
+        if cells:
+            network = np.mean([c["rows"]["network"]["mpsnr_db"] for c in cells])
+            grid = [c["rows"][f"grid_pca_c{width}"]["mpsnr_db"] for c in cells if f"grid_pca_c{width}" in c["rows"]]
+            versus = f", grid PCA c = {width} {np.mean(grid):.2f} dB" if grid else ""
+            lines.append(f"- {name}: network {network:.2f} dB{versus} (mean over {len(cells)} cells)")
+    lines += ["", "## Frozen codes vs raw spectra (same classifier)", "", *codes_table(workdir, config), "",
+              "## RX anomaly detection (AUC)", "", *anomaly_table(workdir), "",
+              f"## Fine-tuned vs scratch vs SVM ({config.classify.dataset}, model pretrained without it)", "",
+              *fine_tune_table(workdir), ""]
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""The shared wavelength grid, the linear baseline on it, the wavelength-grid network, the
+wavelength import options, and codes-vs-spectra scoring."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import count_compilations
+
+import hsijax
+from hsijax import HsijaxError, create_model
+from hsijax.data.loading import ImportOptions, parse_import_options, read_scene_file
+from hsijax.data.shared_grid import SHARED_GRID_NM, from_grid, grid_interpolation, to_grid
+from hsijax.evaluate.codes import compare_features, rx_auc
+from hsijax.models.linear_code import SharedGridPCA, own_pca_reconstruction
+from hsijax.spectral import make_batch
+
+
+def smooth_spectra(rng, rows: int, wavelengths: np.ndarray) -> np.ndarray:
+    """Sums of a few broad Gaussian features: spectra a 5-nm grid samples without loss."""
+    centres = rng.uniform(400, 2500, (rows, 3, 1))
+    heights = rng.uniform(0.1, 0.5, (rows, 3, 1))
+    return (heights * np.exp(-((wavelengths - centres) / 300.0) ** 2)).sum(axis=1)
+
+
+def test_round_trip_through_the_grid_keeps_smooth_spectra():
+    wavelengths = np.linspace(420, 2400, 180)
+    spectra = smooth_spectra(np.random.default_rng(0), 20, wavelengths)
+    interpolation = grid_interpolation(wavelengths)
+    back = from_grid(to_grid(spectra, interpolation), wavelengths)
+    np.testing.assert_allclose(back, spectra, atol=1e-3)  # linear interpolation at 5 nm: > 60 dB
+    covered = SHARED_GRID_NM[interpolation.covered]
+    assert covered.min() >= 417.5 and covered.max() <= 2402.5
+
+
+def test_gaps_and_band_order():
+    """A water-band gap is not covered; unsorted band centres (AVIRIS' overlapping spectrometers) are
+    sorted before interpolating."""
+    wavelengths = np.concatenate([np.arange(400, 1300, 10.0), np.arange(1500, 2400, 10.0)])
+    covered = grid_interpolation(wavelengths).covered
+    assert not covered[(SHARED_GRID_NM > 1310) & (SHARED_GRID_NM < 1490)].any()
+    assert covered[(SHARED_GRID_NM >= 400) & (SHARED_GRID_NM <= 1290)].all()
+    spectra = np.sin(wavelengths / 200.0)[None]
+    order = np.random.default_rng(1).permutation(len(wavelengths))
+    shuffled = to_grid(spectra[:, order], grid_interpolation(wavelengths[order]))
+    np.testing.assert_allclose(shuffled, to_grid(spectra, grid_interpolation(wavelengths)), atol=1e-6)
+
+
+def test_jax_and_padded_rows_agree_with_numpy():
+    wavelengths = np.linspace(400, 1000, 100)
+    spectra = smooth_spectra(np.random.default_rng(2), 3, wavelengths).astype(np.float32)
+    batch = make_batch(spectra, wavelengths, (128,))
+    interpolation = grid_interpolation(jnp.asarray(batch.wavelengths), jnp.asarray(batch.band_count), xp=jnp)
+    in_graph = to_grid(jnp.asarray(batch.spectra), interpolation, xp=jnp)
+    np.testing.assert_allclose(in_graph, to_grid(spectra, grid_interpolation(wavelengths)), atol=1e-5)
+
+
+def test_shared_grid_pca_reconstructs_what_it_spans_on_a_partial_sensor():
+    """A spectrum in the span of the fitted basis is recovered from a sensor that sees only part of
+    the range (least squares on the covered grid points), at that sensor's own band centres."""
+    rng = np.random.default_rng(3)
+    full = np.linspace(400, 2500, 211)
+    fitted = SharedGridPCA.fit([(smooth_spectra(rng, 400, full), full)], code_width=8)
+    vnir = np.linspace(400, 1000, 120)
+    codes = rng.normal(size=(5, 8)) * 0.05
+    spectra = fitted.decode(codes, vnir)
+    np.testing.assert_allclose(fitted.reconstruct(spectra, vnir), spectra, atol=2e-4)  # interpolation only
+    with pytest.raises(HsijaxError, match="covers 5 grid points, fewer than the code width 8"):
+        fitted.encode(spectra[:, :5], vnir[:5] * 0 + np.arange(400, 425, 5))
+
+
+def test_own_pca_is_exact_at_full_rank():
+    cube = np.random.default_rng(4).random((6, 5, 7)).astype(np.float32)
+    np.testing.assert_allclose(own_pca_reconstruction(cube, 7), cube, atol=1e-5)
+
+
+def test_wavelength_grid_network_compiles_once_per_bucket_and_ignores_padding():
+    """Codes pool over the grid points the sensor covers: the same spectrum padded to two buckets
+    gives the same code; a scene without wavelengths gets the 400-2500 nm default."""
+    model = create_model(8, "conditioned", axis="wavelength_grid", buckets=(128, 256), widths=(8, 16, 16))
+    rng = np.random.default_rng(5)
+    wavelengths = np.linspace(400, 1000, 100)
+    spectra = smooth_spectra(rng, 4, wavelengths).astype(np.float32)
+    with count_compilations() as compiled:
+        small = hsijax.encode(model, spectra, wavelengths)
+        recon = hsijax.reconstruct(model, spectra, wavelengths)
+        hsijax.encode(model, smooth_spectra(rng, 3, np.linspace(400, 2500, 200)), None)
+        hsijax.encode(model, spectra[:, :90], wavelengths[:90])
+    assert compiled() == 3  # encode at 128 and 256, reconstruct at 128
+    assert recon.shape == spectra.shape and np.isfinite(recon).all()
+    padded_further = make_batch(spectra, wavelengths, (256,))
+    from hsijax.models.inference import jitted_encode
+
+    np.testing.assert_allclose(jitted_encode(model.config)(model.variables, padded_further), small, atol=1e-5)
+    with pytest.raises(HsijaxError, match="at most 3 stages"):
+        create_model(8, axis="wavelength_grid", widths=(8, 8, 8, 8))
+
+
+def test_import_options_attach_wavelengths(tmp_path):
+    import scipy.io
+
+    cube = np.random.default_rng(6).random((4, 5, 6)).astype(np.float32)
+    cube[..., 2] = np.nan  # a bad band, as in the Salton Sea file
+    path = tmp_path / "scene.mat"
+    scipy.io.savemat(path, {"I": cube, "wl": np.linspace(0.4, 0.9, 6)[None], "bbl": np.array([[1, 1, 0, 1, 1, 1]]),
+                            "picked": np.array([[1, 2, 4, 5, 6]])})
+    scene = read_scene_file(parse_import_options(f"{path} --key I --wavelengths {path} --wavelengths-key wl "
+                                                 f"--keep-bands {path} --keep-bands-key bbl"), "s")
+    assert scene.cube.shape == (4, 5, 5) and np.isfinite(scene.cube).all()
+    np.testing.assert_allclose(scene.wavelengths_nm, np.delete(np.linspace(400, 900, 6), 2))  # micrometres -> nm
+    by_number = read_scene_file(parse_import_options(f"{path} --key I --wavelengths {path} --wavelengths-key wl "
+                                                     f"--keep-bands {path} --keep-bands-key picked"), "s")
+    np.testing.assert_allclose(by_number.wavelengths_nm, scene.wavelengths_nm)
+    clean = tmp_path / "clean.npy"
+    np.save(clean, np.nan_to_num(cube))
+    spaced = read_scene_file(ImportOptions(clean, wavelengths="linspace:380:1050"), "s")
+    np.testing.assert_allclose(spaced.wavelengths_nm, np.linspace(380, 1050, 6))
+    with pytest.raises(HsijaxError, match="linspace:FIRST:LAST"):
+        read_scene_file(ImportOptions(clean, wavelengths="linspace:380"), "s")
+    scipy.io.savemat(tmp_path / "bad.mat", {"k": np.array([[0, 7]])})
+    with pytest.raises(HsijaxError, match="band numbers 1..6"):
+        read_scene_file(ImportOptions(clean, wavelengths=str(path), wavelengths_key="wl",
+                                      keep_bands=tmp_path / "bad.mat"), "s")
+
+
+def test_rx_finds_planted_anomalies_and_codes_are_compared_on_equal_splits():
+    rng = np.random.default_rng(7)
+    cube = rng.normal(size=(20, 20, 6))
+    anomalies = np.zeros((20, 20), np.uint8)
+    anomalies[3, 4] = anomalies[10, 12] = 1
+    cube[anomalies > 0] += 8.0
+    assert rx_auc(cube, anomalies) > 0.99
+    labels = np.repeat([1, 2], 60)
+    spectra = rng.normal(size=(120, 5)) + labels[:, None]
+    results = compare_features({"spectra": spectra, "noise": rng.normal(size=(120, 3))}, labels, 0.25, seeds=2)
+    assert set(results) == {"svm", "linear"}
+    assert all(len(runs) == 2 for by in results.values() for runs in by.values())
+    assert np.mean([r["oa"] for r in results["svm"]["spectra"]]) > np.mean([r["oa"] for r in results["svm"]["noise"]])
+
+
+def test_finer_labels_by_block_majority_and_a_table_of_spectra(tmp_path):
+    """Houston 2018's 0.5-m labels on its 1-m image; Houston 2013's training spectra as N x 1 pixels."""
+    cube = np.random.default_rng(8).random((2, 3, 4)).astype(np.float32)
+    np.save(tmp_path / "cube.npy", cube)
+    fine = np.zeros((4, 6), np.uint8)
+    fine[0:2, 0:2] = [[1, 1], [1, 0]]  # mostly class 1
+    fine[0:2, 2:4] = [[2, 0], [0, 0]]  # mostly unlabelled
+    fine[2:4, 4:6] = 3
+    np.save(tmp_path / "fine.npy", fine)
+    scene = read_scene_file(ImportOptions(tmp_path / "cube.npy", gt=tmp_path / "fine.npy", gt_majority=True), "s")
+    np.testing.assert_array_equal(scene.labels, [[1, 0, 0], [0, 0, 3]])
+    with pytest.raises(HsijaxError, match="ground truth shape"):
+        read_scene_file(ImportOptions(tmp_path / "cube.npy", gt=tmp_path / "fine.npy"), "s")
+    np.save(tmp_path / "odd.npy", np.zeros((5, 6), np.uint8))
+    with pytest.raises(HsijaxError, match="not a whole multiple"):
+        read_scene_file(ImportOptions(tmp_path / "cube.npy", gt=tmp_path / "odd.npy", gt_majority=True), "s")
+    np.save(tmp_path / "table.npy", cube.reshape(6, 4))
+    np.save(tmp_path / "column.npy", np.arange(1, 7).reshape(6, 1).astype(np.uint8))
+    table = read_scene_file(ImportOptions(tmp_path / "table.npy", shape=(6, 1), gt=tmp_path / "column.npy"), "t")
+    assert table.cube.shape == (6, 1, 4) and table.layout == "pixels_by_bands"
+    np.testing.assert_array_equal(table.cube[:, 0], cube.reshape(6, 4))
+    np.testing.assert_array_equal(table.labels[:, 0], np.arange(1, 7))
