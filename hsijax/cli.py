@@ -60,7 +60,8 @@ def add_demo(subparsers) -> None:
 
     defaults = DemoSettings()
     demo = subparsers.add_parser(
-        "demo", help="pretrain briefly on Indian Pines (embedded) and compare both decoders"
+        "demo", help="the shipped weights on Indian Pines (embedded): encode, reconstruct, classify; then a "
+                "short pretraining of both decoders"
     )
     demo.add_argument("--workdir", type=Path, default=defaults.workdir, help="where demo.json goes")
     demo.add_argument("--steps", type=positive_int, default=defaults.steps)

@@ -25,8 +25,11 @@ def test_demo_runs_end_to_end_and_writes_its_report(tmp_path):
     assert report["bands"] == 200
     for row in report["decoders"].values():
         assert 0 < row["mpsnr_db"] < 100
-    assert set(report["classification"]["methods"]) == {"pretrained", "scratch", "svm"}
-    assert report["classification"]["train_pixels"] == 505 and 0 < report["reconstruction"]["mssim"] < 1
+    shipped = report["shipped"]
+    assert set(shipped["classification"]["methods"]) == {"pretrained", "scratch", "svm"}
+    assert shipped["classification"]["train_pixels"] == 505 and 0 < shipped["reconstruction"]["mssim"] < 1
+    assert shipped["encoding"]["pixels"] == 145 * 145 and shipped["model"]["decoder"] == "faithful"
+    assert f"MPSNR {shipped['reconstruction']['mpsnr_db']:.2f} dB" in result.stdout
     markdown = (tmp_path / "report.md").read_text()
     for figure in ("reconstruction/false_colour.png", "reconstruction/per_band_psnr.png",
                    "reconstruction/spectra.png", "classification/classification_maps.png"):

@@ -44,4 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.eval_every = 250
     config.train.checkpoint_every = 250
     config.train.keep_checkpoints = 3
+    # Wavelength-grid network only: the fraction of pixels encoded from a random wavelength window
+    # and decoded whole (`hsijax.train.step.visible_windows`); 0: every pixel sees all its bands.
+    config.train.visible_window = 0.0
     return config

@@ -87,11 +87,11 @@ def network_config(pretrained: Model | None) -> ModelConfig:
     return pretrained.config if pretrained else ModelConfig()
 
 
-def network_for(method: str, pretrained: Model | None, num_classes: int, seed: int):
+def network_for(method: str, pretrained: Model | None, num_classes: int, seed: int, band_count: int):
     """(classifier, initial variables) of ``pretrained`` or ``scratch``, the same architecture."""
     if method == "pretrained":
-        return SpectralClassifier.from_model(pretrained, num_classes, seed)
-    classifier = SpectralClassifier(network_config(pretrained), num_classes)
+        return SpectralClassifier.from_model(pretrained, num_classes, seed, band_count)
+    classifier = SpectralClassifier(network_config(pretrained), num_classes, band_count)
     return classifier, classifier.init_variables(seed)
 
 
@@ -109,7 +109,7 @@ def run_method(method: str, settings: ClassifySettings, pretrained: Model | None
     if method == "svm":
         return classes[fit_svm(spectra[train], targets[train], seed).predict(spectra)], None
     fit, validate = validation_split(labels, train, settings.validation_fraction, seed)
-    classifier, variables = network_for(method, pretrained, len(classes), seed)
+    classifier, variables = network_for(method, pretrained, len(classes), seed, spectra.shape[-1])
     tuned = fine_tune(classifier, variables, padded[fit], targets[fit], settings.steps,
                       learning_rate=settings.learning_rate, seed=seed,
                       validation=(padded[validate], targets[validate]) if len(validate) else None,

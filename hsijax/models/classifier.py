@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hsijax.models.autoencoder import Encoder, ModelConfig
+from hsijax.errors import HsijaxError
+from hsijax.models.autoencoder import Encoder, ModelConfig, pool_codes
 from hsijax.models.saved_model import load_model
 
 HEAD_WIDTH = 64
@@ -26,11 +27,16 @@ HEAD_WIDTH = 64
 class SpectralClassifier(nn.Module):
     config: ModelConfig
     num_classes: int
+    band_count: int | None = None  # the real bands of the padded spectra; needed by pooling "real"
 
     @nn.compact
     def __call__(self, spectra):
         """(N, B) padded, normalised spectra -> (N, num_classes) logits."""
-        code = Encoder(self.config, name="encoder")(spectra).max(axis=1)
+        if self.config.axis != "bands":
+            raise HsijaxError("the classifier fine-tunes band-axis encoders; classify a wavelength-grid "
+                              "network's frozen codes (hsijax.encode) instead")
+        band_count = None if self.band_count is None else jnp.full(spectra.shape[:1], self.band_count)
+        code = pool_codes(Encoder(self.config, name="encoder")(spectra), self.config, band_count)
         hidden = nn.gelu(nn.Dense(HEAD_WIDTH, name="head_hidden")(code))
         return nn.Dense(self.num_classes, name="head_out")(hidden)
 
@@ -38,14 +44,14 @@ class SpectralClassifier(nn.Module):
         return _compiled_init(self)(jax.random.key(seed))
 
     @classmethod
-    def from_pretrained(cls, checkpoint, num_classes: int, seed: int = 0):
+    def from_pretrained(cls, checkpoint, num_classes: int, seed: int = 0, band_count: int | None = None):
         """(classifier, variables): the encoder from ``checkpoint``, a freshly initialised head."""
-        return cls.from_model(load_model(checkpoint), num_classes, seed)
+        return cls.from_model(load_model(checkpoint), num_classes, seed, band_count)
 
     @classmethod
-    def from_model(cls, pretrained, num_classes: int, seed: int = 0):
+    def from_model(cls, pretrained, num_classes: int, seed: int = 0, band_count: int | None = None):
         """(classifier, variables): the encoder of a loaded `Model`, a freshly initialised head."""
-        classifier = cls(pretrained.config, num_classes)
+        classifier = cls(pretrained.config, num_classes, band_count)
         variables = classifier.init_variables(seed)
         params = dict(variables["params"])
         params["encoder"] = pretrained.variables["params"]["encoder"]

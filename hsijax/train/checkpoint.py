@@ -40,8 +40,10 @@ from hsijax.models.saved_model import Damaged, absl_quiet, checksums
 RUN_FIELDS = (
     "seed", "train.steps", "train.batch_size", "data.scenes", "data.mixing", "data.held_out_pixels",
     "data.pipeline_format", "optim.learning_rate", "optim.final_learning_rate_fraction", "optim.weight_decay",
+    "train.visible_window",
 )
-UNRECORDED = {"data.pipeline_format": 1}  # what a checkpoint that lacks a field ran with
+# What a checkpoint that lacks a field ran with.
+UNRECORDED = {"data.pipeline_format": 1, "train.visible_window": 0.0}
 
 
 def checkpoint_manager(workdir, every: int, keep: int) -> ocp.CheckpointManager:

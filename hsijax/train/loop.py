@@ -75,6 +75,11 @@ def train(config, workdir, progress: bool = True) -> TrainingResult:
             raise HsijaxError(f"config.train.{field} must be at least 1, got {config.train[field]}")
     mesh = _checked_mesh(config.train.batch_size)
     model_config, variables = starting_model(config)
+    if not 0 <= config.train.visible_window <= 1:
+        raise HsijaxError(f"config.train.visible_window must be in [0, 1], got {config.train.visible_window}")
+    if config.train.visible_window and model_config.axis != "wavelength_grid":
+        raise HsijaxError("config.train.visible_window needs the wavelength-grid network "
+                          "(config.model.axis=wavelength_grid)")
     record = {**config.to_dict(), "model": model_config.to_dict()}  # what this run is, saved with it
     iterator, held_out = input_data(config, model_config)
     optimizer = make_optimizer(config.optim.learning_rate, config.train.steps,
@@ -85,7 +90,8 @@ def train(config, workdir, progress: bool = True) -> TrainingResult:
     try:
         restored = checkpoint.restore_latest(manager, jax.tree.map(abstract, state), iterator, model_config, record)
         start, state = (0, state) if restored is None else restored
-        step_fn = make_train_step(SharedAutoencoder(model_config), optimizer, config.optim.weight_decay, mesh)
+        step_fn = make_train_step(SharedAutoencoder(model_config), optimizer, config.optim.weight_decay, mesh,
+                                  config.train.visible_window, config.seed)
 
         def save(step: int, state: dict, force: bool) -> None:
             checkpoint.save(manager, step, state, iterator, model_config, record, force=force)
