@@ -10,6 +10,8 @@ fixed-size code, and a decoder that repeats the code and upsamples back.
     >>> recon = hsijax.reconstruct(model, spectra)     # (N, b) -> (N, b)
     >>> model = hsijax.load_model("runs/local")        # the newest checkpoint of a pretraining run
     >>> model = hsijax.load_pretrained()               # the weights shipped with hsijax (offline)
+    >>> linear = hsijax.SharedGridPCA.fit([(spectra, wavelengths_nm)], code_width=16)
+    >>> codes = linear.encode(other_spectra, other_wavelengths_nm)  # any sensor with known wavelengths
 
 The package is laid out by stage, each importing only the stages before it (a test checks it):
 ``spectral``, ``metrics``, ``files``, ``errors`` (pure functions) -> ``data`` (file -> dataset ->
@@ -24,6 +26,7 @@ from hsijax.errors import HsijaxError
 from hsijax.models.autoencoder import Model, ModelConfig, create_model
 from hsijax.models.classifier import SpectralClassifier
 from hsijax.models.inference import encode, reconstruct
+from hsijax.models.linear_code import SharedGridPCA
 from hsijax.models.saved_model import load_model, load_pretrained, save_model
 from hsijax.spectral import DEFAULT_BUCKETS, bucket_for, crop, fit_normalization, pad_to_bucket
 from hsijax.train.loop import pretrain
@@ -36,6 +39,7 @@ __all__ = [
     "Model",
     "ModelConfig",
     "Scene",
+    "SharedGridPCA",
     "SpectralClassifier",
     "TrainingSet",
     "bucket_for",

@@ -40,6 +40,8 @@ def get_config():
     config.left_out = "labelled,seen"
     config.labelled_scenes = "extra:seen"
     config.validation_scenes = "valid"
+    config.spectral_library = "{root}/library"
+    config.library_mixtures = 50
     config.code_widths = "2,4"
     config.anomaly_scenes = "anomalous"
     config.classify.dataset = "labelled"
@@ -60,6 +62,20 @@ def test_the_real_config_keeps_validation_scenes_out_of_every_cell():
     assert config.pretrain.data.mixing == "uniform"
 
 
+def write_library(folder, rng) -> None:
+    """Three spectra in the USGS splib07a ASCII format, one with a deleted channel (dropped)."""
+    (folder / "ChapterM_Minerals").mkdir(parents=True)
+    wavelengths = np.linspace(0.35, 2.5, 2151)
+    (folder / "splib07a_Wavelengths_ASD_0.35-2.5_microns_2151_ch.txt").write_text(
+        "Wavelengths\n" + "\n".join(f"{w:.6f}" for w in wavelengths))
+    for index in range(3):
+        values = 0.3 + 0.2 * np.sin(wavelengths * (index + 1)) + 0.01 * rng.random(2151)
+        if index == 2:
+            values[100] = -1.23e34
+        (folder / "ChapterM_Minerals" / f"splib07a_Thing{index}_ASDFR_AREF.txt").write_text(
+            f" splib07a Record={index}: Thing{index} ASDFR AREF\n" + "\n".join(f"{v:.6e}" for v in values))
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("leave_out")
@@ -71,6 +87,7 @@ def study(tmp_path_factory):
     anomalies = np.zeros((16, 12), np.uint8)
     anomalies[2, 3] = anomalies[9, 9] = 1
     np.save(root / "anomalies.npy", anomalies)
+    write_library(root / "library", rng)
     config = root / "config.py"
     config.write_text(CONFIG.format(data_dir=root / "data", root=root))
     args = ["leave-out", "--config", str(config), "--workdir", str(root / "work"), "--report", str(root / "page"),
@@ -83,7 +100,8 @@ def test_each_cell_scores_its_scene_against_the_linear_codes_and_the_page_shows_
     root, _ = study
     work, page = root / "work", (root / "page" / "README.md").read_text()
     result = json.loads((work / "without_labelled" / "reconstruct" / "labelled.json").read_text())
-    assert set(result["rows"]) == {"network", "mean_spectrum", "grid_pca_c2", "grid_pca_c4", "own_pca_c2", "own_pca_c4"}
+    assert set(result["rows"]) == {"network", "mean_spectrum", "grid_pca_c2", "grid_pca_c4", "grid_pca_library_c2",
+                                   "grid_pca_library_c4", "own_pca_c2", "own_pca_c4"}
     assert result["grid_pca_fitted_on"] == ["seen"]  # not the left-out, not the validation, not one without wavelengths
     assert result["rows"]["own_pca_c4"]["mpsnr_db"] > result["rows"]["own_pca_c2"]["mpsnr_db"]
     row = result["rows"]["grid_pca_c4"]
@@ -92,7 +110,7 @@ def test_each_cell_scores_its_scene_against_the_linear_codes_and_the_page_shows_
     train = json.loads((work / "without_seen" / "checkpoints" / "10" / "train_config" / "metadata").read_text())
     assert train["data"]["scenes"] == "labelled,anomalous"
     codes = json.loads((work / "without_labelled" / "codes_vs_spectra" / "labelled_10pct.json").read_text())
-    assert set(codes["results"]["svm"]) == {"spectra", "network codes", "grid PCA codes"}
+    assert set(codes["results"]["svm"]) == {"spectra", "network codes", "grid PCA codes", "grid PCA + library codes"}
     extra = json.loads((work / "without_seen" / "codes_vs_spectra" / "extra_10pct.json").read_text())
     assert extra["model"] == "without_seen" and set(extra["results"]["linear"]) == set(codes["results"]["svm"])
     assert "(model pretrained without seen)" in page

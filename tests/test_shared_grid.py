@@ -212,3 +212,17 @@ def test_real_pooling_gives_the_same_code_in_every_bucket_and_the_classifier_agr
     classifier, variables = SpectralClassifier.from_model(create_model(8, pooling="real", seed=0), 3, band_count=200)
     logits = [classifier.apply(variables, make_batch(spectra, None, (b,)).spectra) for b in (256, 512)]
     np.testing.assert_allclose(logits[0], logits[1], atol=1e-5)
+
+
+def test_the_spectral_library_reader_drops_incomplete_spectra_and_mixes(tmp_path):
+    from test_leave_out import write_library
+
+    from hsijax.data.spectral_library import library_mixtures, read_usgs_library
+
+    write_library(tmp_path, np.random.default_rng(11))
+    spectra, wavelengths = read_usgs_library(tmp_path)
+    assert spectra.shape == (2, 431) and wavelengths[0] == pytest.approx(350) and wavelengths[-1] == pytest.approx(2500)
+    mixed = library_mixtures(spectra, 10, endmembers=2)
+    assert mixed.shape == (12, 431) and mixed.min() == 0 and mixed.max() == 1
+    with pytest.raises(HsijaxError, match="no splib07a_Wavelengths_ASD"):
+        read_usgs_library(tmp_path / "ChapterM_Minerals")

@@ -32,6 +32,10 @@ def get_config():
     # Labelled scenes outside the pretraining list, scored with the cell that left their sensor out:
     # the Houston 2013 CASI training spectra with the model that never saw the Houston 2018 CASI.
     study.labelled_scenes = "houston2013:houston2018"
+    # The USGS splib07a ASD spectra and random 3-material mixtures of them: a second grid PCA is
+    # fitted on the pretraining scenes plus these (skipped when the folder is missing).
+    study.spectral_library = str(local.SHARED / "SpectralLibraries" / "USGS_splib07a")
+    study.library_mixtures = 19_000
     study.anomaly_scenes = "abu_airport_1,abu_beach_1,abu_urban_1,abu_urban_2,san_diego"
     study.classify = ml_collections.ConfigDict()
     study.classify.dataset = "indian_pines"

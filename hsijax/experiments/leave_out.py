@@ -7,7 +7,9 @@ never appear in the left-out tables -- then the left-out scene is scored against
 
 - the shared wavelength-grid PCA (`hsijax.models.linear_code`) fitted on the same pretraining
   scenes (those with wavelengths), at each code width: the linear code a user could apply to a new
-  sensor; the scene's own PCA (a transductive ceiling); its own mean spectrum;
+  sensor; the same fitted on those scenes plus the USGS spectral library and random mixtures of it
+  (`hsijax.data.spectral_library`; the network is not trained on the library); the scene's own
+  PCA (a transductive ceiling); its own mean spectrum;
 - frozen codes vs raw spectra (and the grid-PCA codes) under the same classifiers
   (`hsijax.evaluate.codes`) when the scene is labelled;
 - fine-tuned pretrained vs scratch vs SVM (the poster's comparison) on the classification scene.
@@ -28,6 +30,7 @@ import numpy as np
 
 from hsijax.data.loading import load_scene, scene_names
 from hsijax.data.scene import Scene
+from hsijax.data.spectral_library import library_mixtures, read_usgs_library
 from hsijax.evaluate.codes import compare_features, rx_auc
 from hsijax.evaluate.reconstruction import evaluate_reconstruction
 from hsijax.experiments.leave_out_report import render
@@ -51,6 +54,22 @@ def normalised(scene: Scene) -> np.ndarray:
     return fit_normalization(scene.cube, scene.name).apply(scene.cube).astype(np.float32)
 
 
+@functools.cache
+def _library(directory: str, mixtures: int) -> tuple[np.ndarray, np.ndarray]:
+    spectra, wavelengths = read_usgs_library(directory)
+    return library_mixtures(spectra, mixtures), wavelengths
+
+
+def linear_fit_sets(config, fitted: list[Scene]) -> dict[str, list]:
+    """{row prefix: (spectra, wavelengths) sets} the grid PCAs are fitted on: the scenes, and the
+    scenes plus the spectral library when the config names one that exists."""
+    sets = {"grid_pca": [(normalised(s), s.wavelengths_nm) for s in fitted]}
+    library = Path(config.spectral_library).expanduser() if config.spectral_library else None
+    if library is not None and library.is_dir():
+        sets["grid_pca_library"] = [*sets["grid_pca"], _library(str(library), config.library_mixtures)]
+    return sets
+
+
 def pretraining_scenes(config, left_out: str) -> list[str]:
     excluded = {left_out, *names(config.validation_scenes)}
     return [name for name in names(config.pretrain.data.scenes) if name not in excluded]
@@ -61,18 +80,18 @@ def reconstruction_scores(original: np.ndarray, reconstruction: np.ndarray) -> d
             "mssim": float(per_band_ssim(original, reconstruction).mean())}
 
 
-def score_reconstruction(model, scene: Scene, linear: dict[int, SharedGridPCA]) -> dict:
-    """Every reconstruction row for one scene: the network, the grid PCA and own PCA at each
-    width, and the scene's mean spectrum."""
+def score_reconstruction(model, scene: Scene, linear: dict[str, SharedGridPCA]) -> dict:
+    """Every reconstruction row for one scene: the network, each grid PCA (``linear``: row name ->
+    fitted code) and own PCA at each width, and the scene's mean spectrum."""
     metrics, original, _ = evaluate_reconstruction(model, scene)
     rows = {"network": {"mpsnr_db": metrics["mpsnr_db"], "mssim": metrics["mssim"],
                         "code_width": model.config.code_width},
             "mean_spectrum": reconstruction_scores(original, np.broadcast_to(
                 original.reshape(-1, original.shape[-1]).mean(axis=0), original.shape))}
-    for width, pca in linear.items():
+    for row, pca in linear.items():
         if scene.wavelengths_nm is not None:
-            recon = pca.reconstruct(original, scene.wavelengths_nm)
-            rows[f"grid_pca_c{width}"] = reconstruction_scores(original, recon)
+            rows[row] = reconstruction_scores(original, pca.reconstruct(original, scene.wavelengths_nm))
+    for width in {pca.code_width for pca in linear.values()}:
         rows[f"own_pca_c{width}"] = reconstruction_scores(original, own_pca_reconstruction(original, width))
     return {"dataset": scene.name, "bands": int(original.shape[-1]), "rows": rows}
 
@@ -99,14 +118,15 @@ def run_cell(config, left_out: str, workdir: Path, scene, progress: bool) -> Non
         if out.is_file():
             continue
         model = model or load_model(workdir)
-        linear = linear or {w: SharedGridPCA.fit([(normalised(s), s.wavelengths_nm) for s in fitted], w)
+        linear = linear or {f"{prefix}_c{w}": SharedGridPCA.fit(sets, w)
+                            for prefix, sets in linear_fit_sets(config, fitted).items()
                             for w in map(int, names(config.code_widths))}
         result = score_reconstruction(model, scene(name), linear)
         result["grid_pca_fitted_on"] = [s.name for s in fitted]
         write_json_atomic(out, result)
         rows = result["rows"]
-        say(f"without {left_out}: {name} network {rows['network']['mpsnr_db']:.2f} dB, grid PCA "
-            + ", ".join(f"{k[9:]} {v['mpsnr_db']:.2f}" for k, v in rows.items() if k.startswith("grid_pca")))
+        say(f"without {left_out}: {name} network {rows['network']['mpsnr_db']:.2f} dB, "
+            + ", ".join(f"{k} {v['mpsnr_db']:.2f}" for k, v in rows.items() if k.startswith("grid_pca")))
     target = scene(left_out)
     if target.labels is not None and (target.labels > 0).any():
         codes_vs_spectra(config, target, workdir, fitted)
@@ -124,8 +144,10 @@ def codes_vs_spectra(config, target: Scene, workdir: Path, fitted: list[Scene]) 
         spectra = normalised(target).reshape(-1, target.cube.shape[-1])
         features = {"spectra": spectra, "network codes": encode(model, spectra, target.wavelengths_nm)}
         if target.wavelengths_nm is not None and fitted:
-            pca = SharedGridPCA.fit([(normalised(s), s.wavelengths_nm) for s in fitted], model.config.code_width)
-            features["grid PCA codes"] = pca.encode(spectra, target.wavelengths_nm)
+            titles = {"grid_pca": "grid PCA codes", "grid_pca_library": "grid PCA + library codes"}
+            for prefix, sets in linear_fit_sets(config, fitted).items():
+                pca = SharedGridPCA.fit(sets, model.config.code_width)
+                features[titles[prefix]] = pca.encode(spectra, target.wavelengths_nm)
         results = compare_features(features, target.labels.reshape(-1), fraction, config.classify.seeds,
                                    progress=lambda line: say(f"{target.name} {line}"))
         summary = {classifier: {name: {"oa": mean_and_std([r["oa"] for r in runs]),
