@@ -124,7 +124,9 @@ def fine_tune_table(workdir: Path) -> list[str]:
     return lines or ["(not run yet)"]
 
 
-def reconstruction_figure(results: dict[str, dict], report_dir: Path) -> Path | None:
+def reconstruction_figure(results: dict[str, dict], report_dir: Path, network_width: int) -> Path | None:
+    """One panel per left-out scene: MPSNR against code width for each linear code, the network at
+    its width, and the scene's mean spectrum as a floor."""
     if not results:
         return None
     import matplotlib
@@ -132,26 +134,36 @@ def reconstruction_figure(results: dict[str, dict], report_dir: Path) -> Path | 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scenes = list(results)
-    keys = row_order(results)
-    figure, axes = plt.subplots(figsize=(2.2 + 1.6 * len(scenes), 4.2))
-    width = 0.8 / len(keys)
-    for i, key in enumerate(keys):
-        values = [results[s]["rows"].get(key, {}).get("mpsnr_db", np.nan) for s in scenes]
-        axes.bar(np.arange(len(scenes)) + i * width, values, width, label=key)
-    axes.set_xticks(np.arange(len(scenes)) + 0.4 - width / 2, scenes)
-    axes.set_ylabel("MPSNR (dB)")
-    axes.set_title("Scenes left out of pretraining")
-    axes.legend(fontsize=7, ncol=2)
-    axes.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
+    figure, axes = plt.subplots(1, len(results), figsize=(3.6 * len(results), 3.6), squeeze=False, sharey=True)
+    styles = {"grid_pca": ("shared grid PCA", "tab:blue"), "grid_pca_library": ("grid PCA + library", "tab:green"),
+              "own_pca": ("own PCA (transductive)", "tab:gray")}
+    for axis, (scene, result) in zip(axes[0], results.items()):
+        rows = result["rows"]
+        for prefix, (label, colour) in styles.items():
+            widths = sorted(int(k.rsplit("_c", 1)[1]) for k in rows if k.rsplit("_c", 1)[0] == prefix)
+            if widths:
+                axis.plot(widths, [rows[f"{prefix}_c{w}"]["mpsnr_db"] for w in widths], "o-", color=colour, label=label)
+        axis.plot([network_width], [rows["network"]["mpsnr_db"]], "s", color="tab:red", markersize=9,
+                  label="shared encoder (network)")
+        axis.axhline(rows["mean_spectrum"]["mpsnr_db"], color="black", linestyle="--", linewidth=1,
+                     label="the scene's mean spectrum")
+        axis.set_title(scene)
+        axis.set_xlabel("code width c")
+        axis.set_xscale("log", base=2)
+        axis.set_xticks([8, 16, 32], ["8", "16", "32"])
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel("MPSNR (dB)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    figure.suptitle("Reconstruction of scenes left out of pretraining")
+    figure.tight_layout(rect=(0, 0.12, 1, 1))
     return save_atomic(figure, report_dir / "reconstruction.png")
 
 
 def render(config, workdir: Path, report_dir: Path) -> str:
     width = int(config.pretrain.model.code_width)
     results = reconstruction_results(config, workdir)
-    figure = reconstruction_figure(results, report_dir)
+    figure = reconstruction_figure(results, report_dir, width)
     pretrain = config.pretrain
     lines = [
         "# Leave-sensor-out evaluation",
@@ -163,7 +175,9 @@ def render(config, workdir: Path, report_dir: Path) -> str:
         f"pixels, `{pretrain.model.decoder}` decoder, axis `{pretrain.model.get('axis', 'bands')}`, on "
         f"`{pretrain.data.scenes}` minus that scene and minus the validation scenes "
         f"`{config.validation_scenes}`. The shared wavelength-grid PCA is fitted on the same pretraining scenes "
-        "(those with wavelengths), resampled onto one 5-nm grid; own PCA is fitted on the scene itself.",
+        "(those with wavelengths), resampled onto one 5-nm grid; the second grid PCA adds the USGS spectral library "
+        f"(`{Path(config.spectral_library).name}`, complete ASD spectra and {config.library_mixtures:,} random "
+        "three-material mixtures), which the network does not see; own PCA is fitted on the scene itself.",
         "",
         "## Reconstruction",
         "",
@@ -180,8 +194,10 @@ def render(config, workdir: Path, report_dir: Path) -> str:
     for name, cells in validation_results(config, workdir).items():
         if cells:
             network = np.mean([c["rows"]["network"]["mpsnr_db"] for c in cells])
-            grid = [c["rows"][f"grid_pca_c{width}"]["mpsnr_db"] for c in cells if f"grid_pca_c{width}" in c["rows"]]
-            versus = f", grid PCA c = {width} {np.mean(grid):.2f} dB" if grid else ""
+            versus = ""
+            for prefix, what in (("grid_pca", "grid PCA"), ("grid_pca_library", "grid PCA + library")):
+                values = [c["rows"][f"{prefix}_c{width}"]["mpsnr_db"] for c in cells if f"{prefix}_c{width}" in c["rows"]]
+                versus += f", {what} c = {width} {np.mean(values):.2f} dB" if values else ""
             lines.append(f"- {name}: network {network:.2f} dB{versus} (mean over {len(cells)} cells)")
     lines += ["", "## Frozen codes vs raw spectra (same classifier)", "", *codes_table(workdir, config), "",
               "## RX anomaly detection (AUC)", "", *anomaly_table(workdir), "",
