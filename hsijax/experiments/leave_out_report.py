@@ -196,7 +196,8 @@ def render(config, workdir: Path, report_dir: Path) -> str:
             network = np.mean([c["rows"]["network"]["mpsnr_db"] for c in cells])
             versus = ""
             for prefix, what in (("grid_pca", "grid PCA"), ("grid_pca_library", "grid PCA + library")):
-                values = [c["rows"][f"{prefix}_c{width}"]["mpsnr_db"] for c in cells if f"{prefix}_c{width}" in c["rows"]]
+                row = f"{prefix}_c{width}"
+                values = [c["rows"][row]["mpsnr_db"] for c in cells if row in c["rows"]]
                 versus += f", {what} c = {width} {np.mean(values):.2f} dB" if values else ""
             lines.append(f"- {name}: network {network:.2f} dB{versus} (mean over {len(cells)} cells)")
     lines += ["", "## Frozen codes vs raw spectra (same classifier)", "", *codes_table(workdir, config), "",

@@ -20,6 +20,13 @@ Decoders (one config switch):
   Position and wavelength enter as Fourier features (``fourier_frequencies`` sin/cos pairs beside
   the raw value): on Indian Pines, 600 steps, c = 16, this took held-out MPSNR from 31.7 dB (raw
   channels at the code only) to 40.6 dB.
+
+The wavelength-grid variant (``axis="wavelength_grid"``) runs the same encoder and decoder over the
+shared 5-nm grid instead of band positions: each spectrum is interpolated onto the grid points its
+sensor covers (`hsijax.data.shared_grid`), the encoder sees (value, covered) per point, the code
+pools only covered positions, the decoder is conditioned on the grid wavelength and its output is
+interpolated back to the spectrum's band centres. Bucket lengths still shape the inputs, so it
+compiles once per bucket like the band network.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ class ModelConfig:
     fourier_frequencies: int = 6  # conditioned decoder only; see `fourier_features`
     buckets: tuple[int, ...] = DEFAULT_BUCKETS
     # "bands": the poster's network, convolving over band positions; "wavelength_grid": the same
-    # network convolving over the shared 5-nm grid (`hsijax.data.shared_grid`), see `SharedAutoencoder.encode`.
+    # network convolving over the shared 5-nm grid (`hsijax.data.shared_grid`; `on_grid`).
     axis: str = "bands"
     # Band axis: "all" (the poster's) max-pools over every padded position, so the same spectrum in
     # another bucket gets another code (18-34 % relative change, 200-band Indian Pines in 256 vs 512,
@@ -234,9 +241,10 @@ class SharedAutoencoder(nn.Module):
         if self.config.axis == "wavelength_grid":
             code = self.encode(spectra, band_count, wavelengths, has_wavelengths, visible_nm)
             steps = GRID_POINTS // 2**self.config.stages
-            position = jnp.asarray((SHARED_GRID_NM - SHARED_GRID_NM[0]) / (SHARED_GRID_NM[-1] - SHARED_GRID_NM[0]))
-            conditioning = jnp.broadcast_to(fourier_features(position, self.config.fourier_frequencies),
-                                            (spectra.shape[0], GRID_POINTS, 1 + 2 * self.config.fourier_frequencies))
+            span = SHARED_GRID_NM[-1] - SHARED_GRID_NM[0]
+            features = fourier_features(jnp.asarray((SHARED_GRID_NM - SHARED_GRID_NM[0]) / span),
+                                        self.config.fourier_frequencies)
+            conditioning = jnp.broadcast_to(features, (spectra.shape[0], *features.shape))
             grid = self.decoder(duplicated_padding(code, steps), conditioning)
             return from_grid(grid, band_wavelengths(band_count, wavelengths, has_wavelengths, length), xp=jnp)
         conditioning = None
