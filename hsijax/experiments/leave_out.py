@@ -123,6 +123,8 @@ def run_cell(config, left_out: str, workdir: Path, scene, progress: bool) -> Non
                             for w in map(int, names(config.code_widths))}
         result = score_reconstruction(model, scene(name), linear)
         result["grid_pca_fitted_on"] = [s.name for s in fitted]
+        if any(row.startswith("grid_pca_library") for row in linear):
+            result["library"] = {"folder": config.spectral_library, "mixtures": config.library_mixtures}
         write_json_atomic(out, result)
         rows = result["rows"]
         say(f"without {left_out}: {name} network {rows['network']['mpsnr_db']:.2f} dB, "
