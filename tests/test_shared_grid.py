@@ -118,6 +118,10 @@ def test_import_options_attach_wavelengths(tmp_path):
     np.testing.assert_allclose(spaced.wavelengths_nm, np.linspace(380, 1050, 6))
     with pytest.raises(HsijaxError, match="linspace:FIRST:LAST"):
         read_scene_file(ImportOptions(clean, wavelengths="linspace:380"), "s")
+    with pytest.raises(HsijaxError, match="need 0 < FIRST < LAST"):
+        read_scene_file(ImportOptions(clean, wavelengths="linspace:1050:380"), "s")
+    with pytest.raises(HsijaxError, match="needs a wavelength list"):
+        read_scene_file(ImportOptions(clean, keep_bands=path), "s")
     scipy.io.savemat(tmp_path / "bad.mat", {"k": np.array([[0, 7]])})
     with pytest.raises(HsijaxError, match="band numbers 1..6"):
         read_scene_file(ImportOptions(clean, wavelengths=str(path), wavelengths_key="wl",

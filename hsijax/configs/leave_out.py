@@ -7,6 +7,18 @@ wavelengths its data provides, mixed uniformly (no sensor dominates), in the fas
 Each cell leaves out one scene and the two validation scenes, which choose models and are never
 in the left-out tables. Left out: one scene per non-AVIRIS sensor (SAMSON, the Houston 2018 CASI,
 EO-1 Hyperion) and, for AVIRIS, Indian Pines.
+
+The network variants were compared on the validation scenes only, each pretrained like the cell
+without Houston 2018 (read ``without_houston2018/reconstruct/{jasper_ridge,salton_sea}.json``):
+
+    only="--config.left_out=houston2018 --config.labelled_scenes= --config.anomaly_scenes= \
+          --config.classify.fine_tune=False --config.spectral_library="
+    hsijax leave-out --workdir runs/ablation/conditioned_bands $only --config.pretrain.model.decoder=conditioned
+    hsijax leave-out --workdir runs/ablation/grid $only --config.pretrain.model.decoder=conditioned \
+        --config.pretrain.model.axis=wavelength_grid
+    hsijax leave-out --workdir runs/ablation/grid_masked $only --config.pretrain.model.decoder=conditioned \
+        --config.pretrain.model.axis=wavelength_grid --config.pretrain.train.visible_window=0.5
+    hsijax leave-out --workdir runs/ablation/faithful_real_pooling $only --config.pretrain.model.pooling=real
 """
 
 import ml_collections
