@@ -5,7 +5,8 @@ measured spectra of minerals, vegetation, soils, man-made and organic materials 
 350-2500 nm. Scene pixels are mixtures of materials, so random mixtures of library spectra widen
 what a shared code is fitted on. Measured with the shared wavelength-grid PCA (`hsijax leave-out`,
 docs/leave_out): adding the library to the pretraining scenes raises its MPSNR on the validation
-scenes by several dB at every width.
+scenes (two AVIRIS scenes) by 2-8 dB at every width, but not on the left-out sensors (40.67 vs
+40.89 dB at c = 16).
 
 Kokaly et al. 2017, USGS Spectral Library Version 7, USGS Data Series 1035, doi:10.3133/ds1035
 (no accuracy guarantee; here spectra with deleted channels are dropped, the rest subsampled to every
