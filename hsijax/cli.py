@@ -309,59 +309,56 @@ def run_export_command(args) -> str:
     return "\n".join(lines + ([f"wrote {card}"] if card else []))
 
 
-def add_study(subparsers) -> None:
+def add_experiment(subparsers, name: str, help: str, config: str, override: str, run) -> None:
+    """A resumable experiment that writes a page: `hsijax study`, `hsijax leave-out`."""
     command = subparsers.add_parser(
-        "study", help="the decoder study: decoders x code widths on unseen scenes, leave-scene-out",
-        description="Resumable; flags after the known ones are ml_collections overrides: "
-                    "--config.classify.seeds=3",
+        name, help=help, description=f"Resumable; flags after the known ones are ml_collections overrides: {override}"
     )
-    command.add_argument("--config", default="study", help="a study config file or the built-in 'study'")
+    command.add_argument("--config", default=config, help=f"a config file or the built-in '{config}'")
     command.add_argument("--workdir", type=Path, required=True, help="every pretraining and result")
     command.add_argument("--report", type=Path, help="where the page and its figures go (default WORKDIR/report)")
     command.add_argument("--report-only", action="store_true", help="render the page from what is done, run nothing")
     command.add_argument("--no-progress", action="store_true", help="no progress bars")
-    command.set_defaults(run=run_study_command, overrides=True)
+    command.set_defaults(run=run, overrides=True)
+
+
+def run_experiment(args, builtins: tuple[str, ...], run, write_report) -> str:
+    """Load the config, check both output folders, run what is not done yet, render the page."""
+    from hsijax.configs import load_config
+    from hsijax.files import check_output
+
+    config = load_config(args.config, args.overrides, builtins=builtins)
+    workdir = check_output(args.workdir, "directory")
+    report = check_output(args.report or args.workdir / "report", "directory")
+    if not args.report_only:
+        run(config, workdir, progress=not args.no_progress)
+    return f"wrote {write_report(config, workdir, report)}"
+
+
+def add_study(subparsers) -> None:
+    add_experiment(subparsers, "study", "the decoder study: decoders x code widths on unseen scenes, leave-scene-out",
+                   "study", "--config.classify.seeds=3", run_study_command)
 
 
 def run_study_command(args) -> str:
-    from hsijax.configs import STUDY, load_config
+    from hsijax.configs import STUDY
     from hsijax.experiments.study import run_study
     from hsijax.experiments.study_report import write_report
-    from hsijax.files import check_output
 
-    config = load_config(args.config, args.overrides, builtins=STUDY)
-    workdir = check_output(args.workdir, "directory")
-    report = check_output(args.report or args.workdir / "report", "directory")
-    if not args.report_only:
-        run_study(config, workdir, progress=not args.no_progress)
-    return f"wrote {write_report(config, workdir, report)}"
+    return run_experiment(args, STUDY, run_study, write_report)
 
 
 def add_leave_out(subparsers) -> None:
-    command = subparsers.add_parser(
-        "leave-out", help="leave-sensor-out evaluation against the shared wavelength-grid PCA and the raw spectra",
-        description="Resumable; flags after the known ones are ml_collections overrides: "
-                    "--config.pretrain.train.steps=3000",
-    )
-    command.add_argument("--config", default="leave_out", help="a config file or the built-in 'leave_out'")
-    command.add_argument("--workdir", type=Path, required=True, help="every pretraining and result")
-    command.add_argument("--report", type=Path, help="where the page and its figure go (default WORKDIR/report)")
-    command.add_argument("--report-only", action="store_true", help="render the page from what is done, run nothing")
-    command.add_argument("--no-progress", action="store_true", help="no progress bars")
-    command.set_defaults(run=run_leave_out_command, overrides=True)
+    add_experiment(subparsers, "leave-out",
+                   "leave-sensor-out evaluation against the shared wavelength-grid PCA and the raw spectra",
+                   "leave_out", "--config.pretrain.train.steps=3000", run_leave_out_command)
 
 
 def run_leave_out_command(args) -> str:
-    from hsijax.configs import LEAVE_OUT, load_config
+    from hsijax.configs import LEAVE_OUT
     from hsijax.experiments.leave_out import run_leave_out, write_report
-    from hsijax.files import check_output
 
-    config = load_config(args.config, args.overrides, builtins=LEAVE_OUT)
-    workdir = check_output(args.workdir, "directory")
-    report = check_output(args.report or args.workdir / "report", "directory")
-    if not args.report_only:
-        run_leave_out(config, workdir, progress=not args.no_progress)
-    return f"wrote {write_report(config, workdir, report)}"
+    return run_experiment(args, LEAVE_OUT, run_leave_out, write_report)
 
 
 def quiet_libraries() -> None:

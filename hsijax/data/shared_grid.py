@@ -93,7 +93,6 @@ def from_grid(grid_values, wavelengths, xp=np):
     return low + weight * (high - low)
 
 
-def default_wavelengths(band_count: int) -> np.ndarray:
-    """Band centres assumed for a scene that lists none: evenly over 400-2500 nm, the range of the
-    AVIRIS-class sensors most public scenes come from. A guess, and said to be one where used."""
-    return np.linspace(400.0, 2500.0, band_count)
+# Band centres assumed for a scene that lists none: evenly over this range, that of the
+# AVIRIS-class sensors most public scenes come from (a guess, used only by the grid network).
+DEFAULT_RANGE_NM = (400.0, 2500.0)

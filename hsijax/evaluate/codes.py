@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from hsijax.evaluate.classification import search_svm
+from hsijax.evaluate.classification import fit_svm
 from hsijax.evaluate.splits import stratified_split
 from hsijax.metrics import classification_scores
 
@@ -46,9 +46,8 @@ def classify_features(features: np.ndarray, labels: np.ndarray, classifier: str,
     """Scores on the labelled pixels outside ``train`` after fitting ``classifier`` on ``train``."""
     labels = labels.reshape(-1)
     features = standardise(features.reshape(len(labels), -1), train)
-    fit = search_svm if classifier == "svm" else fit_linear_probe
+    fit = fit_svm if classifier == "svm" else fit_linear_probe
     model = fit(features[train], labels[train], seed)
-    model = getattr(model, "best_estimator_", model)
     test = np.setdiff1d(np.flatnonzero(labels > 0), train)
     return classification_scores(labels[test], model.predict(features[test]))
 

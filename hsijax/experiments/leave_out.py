@@ -134,22 +134,27 @@ def run_cell(config, left_out: str, workdir: Path, scene, progress: bool) -> Non
         codes_vs_spectra(config, target, workdir, fitted)
 
 
+def code_features(config, target: Scene, model, fitted: list[Scene]) -> dict[str, np.ndarray]:
+    """{feature set: (pixels, d)}: the spectra, the network's codes and the grid PCAs' codes."""
+    spectra = normalised(target).reshape(-1, target.cube.shape[-1])
+    features = {"spectra": spectra, "network codes": encode(model, spectra, target.wavelengths_nm)}
+    if target.wavelengths_nm is not None and fitted:
+        titles = {"grid_pca": "grid PCA codes", "grid_pca_library": "grid PCA + library codes"}
+        for prefix, sets in linear_fit_sets(config, fitted).items():
+            pca = SharedGridPCA.fit(sets, model.config.code_width)
+            features[titles[prefix]] = pca.encode(spectra, target.wavelengths_nm)
+    return features
+
+
 def codes_vs_spectra(config, target: Scene, workdir: Path, fitted: list[Scene]) -> None:
     """Frozen codes of the model in ``workdir`` (and of the grid PCA fitted on ``fitted``) against
     the raw spectra of ``target``, at each label fraction."""
-    model = None
+    features = None
     for fraction in map(float, names(config.classify.fractions)):
         out = workdir / "codes_vs_spectra" / f"{target.name}_{fraction * 100:g}pct.json"
         if out.is_file():
             continue
-        model = model or load_model(workdir)
-        spectra = normalised(target).reshape(-1, target.cube.shape[-1])
-        features = {"spectra": spectra, "network codes": encode(model, spectra, target.wavelengths_nm)}
-        if target.wavelengths_nm is not None and fitted:
-            titles = {"grid_pca": "grid PCA codes", "grid_pca_library": "grid PCA + library codes"}
-            for prefix, sets in linear_fit_sets(config, fitted).items():
-                pca = SharedGridPCA.fit(sets, model.config.code_width)
-                features[titles[prefix]] = pca.encode(spectra, target.wavelengths_nm)
+        features = features or code_features(config, target, load_model(workdir), fitted)
         results = compare_features(features, target.labels.reshape(-1), fraction, config.classify.seeds,
                                    progress=lambda line: say(f"{target.name} {line}"))
         summary = {classifier: {name: {"oa": mean_and_std([r["oa"] for r in runs]),

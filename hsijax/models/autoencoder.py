@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from hsijax.data.shared_grid import (
+    DEFAULT_RANGE_NM,
     GRID_POINTS,
     SHARED_GRID_NM,
     from_grid,
@@ -275,10 +276,10 @@ def pool_codes(features, config: ModelConfig, band_count=None):
 
 
 def band_wavelengths(band_count, wavelengths, has_wavelengths, length: int):
-    """(N, B) band centres, with `shared_grid.default_wavelengths` (evenly over 400-2500 nm) for
-    pixels whose scene lists none."""
+    """(N, B) band centres, evenly over `shared_grid.DEFAULT_RANGE_NM` for pixels whose scene lists none."""
+    first, last = DEFAULT_RANGE_NM
     steps = jnp.arange(length) / jnp.maximum(band_count - 1, 1)[:, None]
-    return jnp.where(has_wavelengths[:, None], wavelengths, 400.0 + 2100.0 * steps)
+    return jnp.where(has_wavelengths[:, None], wavelengths, first + (last - first) * steps)
 
 
 def on_grid(spectra, band_count, wavelengths, has_wavelengths, visible_nm=None):
