@@ -23,7 +23,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-CHECKPOINT_HELP = "a pretraining workdir, one checkpoint step, or 'pretrained' (the weights shipped with hsijax)"
+CHECKPOINT_HELP = ("a pretraining workdir, one checkpoint step (local or a URI: gs://BUCKET/RUN), or 'pretrained' "
+                   "(the weights shipped with hsijax)")
 
 
 def fraction(text: str) -> float:
@@ -260,7 +261,8 @@ def add_pretrain(subparsers) -> None:
     )
     command.add_argument("--config", required=True,
                          help=f"a config file (hsijax/configs/NAME.py) or a built-in name: {PRETRAINING}")
-    command.add_argument("--workdir", type=Path, required=True, help="checkpoints, metrics, TensorBoard")
+    command.add_argument("--workdir", required=True,
+                         help="checkpoints, metrics, TensorBoard: a local folder or a URI (gs://BUCKET/RUN)")
     command.add_argument("--no-progress", action="store_true", help="no progress bar")
     distributed = command.add_argument_group("multi-process (see launch/README.md)")
     distributed.add_argument("--distributed", action="store_true",

@@ -1,11 +1,20 @@
 """Files: outputs appear whole or not at all (write a temporary sibling, then rename over the
-target), and large inputs are read in row blocks that do not pile up in memory.
+target), large inputs are read in row blocks that do not pile up in memory, and a run's workdir or a
+checkpoint may live in object storage.
+
+Storage anywhere: `storage_path` turns what a user typed into an `etils.epath.Path`, local
+(``~`` expanded, absolute: Orbax wants absolute paths) or a URI of the object stores epath reaches
+through fsspec (``gs://``, ``s3://``, ``az://``, ``hf://``; ``gcsfs`` or ``s3fs`` installed). Orbax
+writes checkpoints through epath and TensorStore, so the same code path saves to a bucket and to a
+local folder; an unknown scheme is refused with one line rather than being read as a local folder
+named ``gs:``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.util
 import json
 import mmap
 import os
@@ -16,14 +25,66 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from etils import epath
 
-from hsijax.errors import HsijaxError
+from hsijax.errors import HsijaxError, describe
+
+
+# What etils.epath reaches through fsspec, and the fsspec package each needs.
+URI_SCHEMES = {"gs": "gcsfs", "s3": "s3fs", "az": "adlfs", "hf": "huggingface_hub"}
+
+
+def _no_stale_listings() -> None:
+    """fsspec's object-store clients cache directory listings for the life of the process, so a
+    process would not see the checkpoints another one (or a resumed run) wrote since it last looked;
+    hsijax's storage is shared by processes, so listings are asked for every time (unless the user
+    configured fsspec otherwise)."""
+    import fsspec.config
+
+    for protocol in ("gs", "gcs", "s3", "az", "hf"):
+        fsspec.config.conf.setdefault(protocol, {}).setdefault("use_listings_cache", False)
+
+
+_no_stale_listings()
+
+
+def is_uri(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names object storage (``SCHEME://...``) rather than a local file."""
+    return "://" in os.fspath(path)
+
+
+def storage_path(path: str | os.PathLike) -> epath.Path:
+    """``path`` as an epath: a local path expanded and made absolute, ``file://`` stripped, or an
+    object-store URI; any other scheme is `HsijaxError`."""
+    text = os.fspath(path)
+    if is_uri(text):
+        scheme = text.split("://", 1)[0]
+        if scheme == "file":
+            return epath.Path(Path(text[len("file://"):]).expanduser().resolve())
+        if scheme not in URI_SCHEMES:
+            raise HsijaxError(f"{text}: unsupported storage {scheme}://; use a local path or a URI of "
+                              + ", ".join(f"{s}://" for s in URI_SCHEMES))
+        if importlib.util.find_spec(URI_SCHEMES[scheme]) is None:
+            extra = " (pip install 'hsijax[gcs]')" if scheme == "gs" else ""
+            raise HsijaxError(f"{text}: {scheme}:// needs the package {URI_SCHEMES[scheme]}{extra}")
+        return epath.Path(text)
+    return epath.Path(Path(text).expanduser().resolve())
 
 
 def check_output(path: str | os.PathLike, kind: str = "directory") -> Path:
     """Refuse an output ``path`` (a ``"directory"`` or a ``"file"``) that could not be written,
     before any work is done and without creating anything: a path of the other kind already
-    there, or a nearest existing ancestor that is not a writable directory."""
+    there, or a nearest existing ancestor that is not a writable directory. A URI (a ``"directory"``
+    only) is returned as an `epath.Path` once its store answered: an unreachable bucket or missing
+    credentials are one error here, not a traceback at the first checkpoint."""
+    if is_uri(path):
+        located = storage_path(path)
+        if not os.fspath(path).startswith("file://"):
+            if kind != "directory":
+                raise HsijaxError(f"{os.fspath(path)}: give a local file for this output (object storage "
+                                  "holds workdirs and checkpoints)")
+            return _check_uri_directory(located)
+        path = located
     path = Path(path).expanduser()
     if kind == "file" and path.is_dir():
         raise HsijaxError(f"{path}: is a directory; give a file path for the output")
@@ -36,6 +97,21 @@ def check_output(path: str | os.PathLike, kind: str = "directory") -> Path:
         raise HsijaxError(f"{path}: cannot be created, {ancestor} is not a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise HsijaxError(f"{path}: cannot be created, {ancestor} is not writable")
+    return path
+
+
+def _check_uri_directory(path: epath.Path) -> epath.Path:
+    scheme, rest = os.fspath(path).split("://", 1)
+    bucket = epath.Path(f"{scheme}://{rest.split('/', 1)[0]}")
+    try:
+        if not bucket.exists():
+            raise HsijaxError(f"{path}: the bucket {bucket} does not exist or cannot be seen with these credentials")
+        if path.exists() and not path.is_dir():
+            raise HsijaxError(f"{path}: exists and is not a directory")
+    except HsijaxError:
+        raise
+    except Exception as error:  # fsspec backends raise their own types (no credentials, no bucket, no network)
+        raise HsijaxError(f"{path}: cannot be reached ({describe(error)})") from None
     return path
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What every TPU VM worker runs, from the unpacked repository: `bash launch/worker.sh setup` installs
 # hsijax in .venv with a Python >= 3.11, `bash launch/worker.sh pretrain ARGS...` runs
-# `hsijax pretrain ARGS...` with it. tests/test_launch.py runs both for real (installs offline).
+# `hsijax pretrain ARGS...` with it (exit status 75 when a preemption notice stopped it).
+# tests/test_launch.py runs both for real (installs offline).
 #
 # The TPU VM images' Python is 3.10 (tpu-ubuntu2204-base), below what hsijax and current JAX need:
 # then uv installs a CPython 3.11 beside it. Settings (environment):
@@ -29,13 +30,33 @@ setup() {
   # shellcheck disable=SC2086  # the settings are lists of words
   "$python" -m venv ${HSIJAX_VENV_ARGS:-} .venv
   # shellcheck disable=SC2086
-  .venv/bin/python -m pip install --quiet ${HSIJAX_PIP_ARGS:-} -e . ${HSIJAX_JAX-'jax[tpu]'}
+  .venv/bin/python -m pip install --quiet ${HSIJAX_PIP_ARGS:-} -e '.[gcs]' ${HSIJAX_JAX-'jax[tpu]'}
   .venv/bin/hsijax --help > /dev/null
   echo "worker: hsijax installed with $(.venv/bin/python --version)"
 }
 
+# `hsijax pretrain` exits 0 after a preemption notice (SIGTERM: it saved a checkpoint and stopped),
+# as a batch scheduler expects; the launcher must not take that for a finished run, so here it is
+# exit status 75 (EX_TEMPFAIL): tpu_pretrain.py then says to run the same command again.
+PREEMPTED=75
+
+pretrain() {
+  local output
+  output=$(mktemp)
+  # A VM shutting down sends SIGTERM to every process: hsijax then saves and stops, while this script
+  # (a trap: it waits for hsijax, then runs ':') and tee (ignoring the signal) stay to pass on its
+  # last line and its status.
+  trap ':' TERM
+  .venv/bin/hsijax pretrain "$@" | (trap '' TERM; exec tee "$output")
+  if grep -q "^preemption notice" "$output"; then
+    rm -f "$output"
+    exit "$PREEMPTED"
+  fi
+  rm -f "$output"
+}
+
 case "$command" in
   setup) setup ;;
-  pretrain) exec .venv/bin/hsijax pretrain "$@" ;;
+  pretrain) pretrain "$@" ;;
   *) echo "worker.sh: unknown command $command (setup | pretrain ARGS...)" >&2; exit 2 ;;
 esac

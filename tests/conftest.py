@@ -87,6 +87,24 @@ def data_dir(tmp_path_factory) -> Path:
     return folder
 
 
+BUCKET_DATA = "gs://bucket/tensorflow_datasets"
+
+
+@pytest.fixture(scope="session")
+def bucket(data_dir, tmp_path_factory) -> dict:
+    """A GCS emulator on 127.0.0.1 (`hsijax_testing.gcs_emulator`) holding a copy of the prepared
+    Indian Pines under `BUCKET_DATA`, this process pointed at it; yields the environment of an
+    hsijax subprocess that uses it (one device, an empty dataset cache of its own)."""
+    from etils import epath
+    from hsijax_testing.gcs_emulator import gcs_emulator
+
+    with gcs_emulator() as variables:
+        for file in (data_dir / "indian_pines" / "1.0.0").iterdir():
+            (epath.Path(BUCKET_DATA) / "indian_pines" / "1.0.0" / file.name).write_bytes(file.read_bytes())
+        cache = tmp_path_factory.mktemp("dataset_cache")
+        yield {**environment(1), **variables, "HSIJAX_DATA_CACHE": str(cache)}
+
+
 @pytest.fixture(scope="session")
 def reference(tmp_path_factory, data_dir) -> Path:
     """The workdir of one uninterrupted tiny pretraining run on one device."""

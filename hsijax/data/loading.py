@@ -6,6 +6,11 @@ Every command, the pretraining loop and the experiments come here:
   (configs list ``data.imports``: name -> ``"FILE [import options]"``) when it is missing;
 - `load_scene` returns a whole scene in memory, by name, and `open_scenes` the prepared datasets.
 
+A data dir may be an object-store URI (``gs://BUCKET/tensorflow_datasets``, what a TPU pod's hosts
+share): each dataset a run names is then copied once to this host's cache (`DATA_CACHE`), because
+ArrayRecord and the dense pixel copies are read from local files (memory-mapped); a dataset is
+never prepared or imported into a URI -- prepare it locally and copy it there.
+
 The import options are defined here once (`add_file_options`), for the ``hsijax import`` command,
 for the evaluation commands that take a FILE, and for the option strings configs carry.
 """
@@ -14,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,7 +52,8 @@ from hsijax.data.storage import (
     summary_line,
 )
 from hsijax.data.wavelengths import AVIRIS_224_WAVELENGTHS_NM
-from hsijax.errors import HsijaxError
+from hsijax.errors import HsijaxError, describe
+from hsijax.files import is_uri, storage_path
 
 
 def positive_int(text: str) -> int:
@@ -196,8 +204,15 @@ def summary(directory) -> str:
     return summary_line(dataset.name, dataset.metadata)
 
 
+# Where datasets read from a URI data dir are staged (HSIJAX_DATA_CACHE overrides it).
+DATA_CACHE = Path(os.environ.get("HSIJAX_DATA_CACHE", Path.home() / ".cache" / "hsijax" / "datasets"))
+
+
 def ensure_scene(name: str, data_dir, imports: Mapping[str, str] | None = None) -> Path:
-    """``data_dir/NAME/VERSION``, prepared (catalogued scene) or imported (``imports[name]``) if missing."""
+    """``data_dir/NAME/VERSION``, prepared (catalogued scene) or imported (``imports[name]``) if
+    missing; under a URI data dir, its local copy (`stage_dataset`)."""
+    if is_uri(data_dir):
+        return stage_dataset(storage_path(data_dir) / name / VERSION)
     data_dir = Path(data_dir).expanduser()
     imports = imports or {}
     directory = data_dir / name / VERSION
@@ -214,6 +229,50 @@ def ensure_scene(name: str, data_dir, imports: Mapping[str, str] | None = None) 
                           f"config.data.imports entry; run `hsijax import FILE --name {name}` first")
     print(f"hsijax: prepared {summary(directory)}", file=sys.stderr, flush=True)
     return directory
+
+
+def stage_dataset(remote) -> Path:
+    """The local copy (under `DATA_CACHE`) of the prepared dataset folder ``remote`` (a URI), copied
+    now when this host has none: into a staging folder renamed when every file is there, so a copy
+    killed half-way is never taken for a dataset, and redone whole the next time."""
+    local = DATA_CACHE / os.fspath(remote).replace("://", "/", 1)
+    if (local / "dataset_info.json").is_file():
+        return local
+    try:
+        if not (remote / "dataset_info.json").exists():
+            raise HsijaxError(f"{remote}: no prepared dataset there (prepare or import it locally, then copy "
+                              f"its data dir to {remote.parents[1]})")
+        files = [f for f in remote.iterdir() if not f.is_dir()]
+        staging = local.with_name(f".{local.name}.staging-{os.getpid()}")
+        remove_dead_staging(local)
+        staging.mkdir(parents=True)
+        for file in files:
+            with file.open("rb") as source, open(staging / file.name, "wb") as target:
+                shutil.copyfileobj(source, target, 16 * 2**20)
+    except HsijaxError:
+        raise
+    except Exception as error:  # fsspec backends raise their own types (no credentials, no network)
+        raise HsijaxError(f"{remote}: cannot be copied to {local} ({describe(error)})") from None
+    try:
+        staging.rename(local)
+    except OSError:  # another process on this host staged it first: use that copy
+        shutil.rmtree(staging, ignore_errors=True)
+        if not (local / "dataset_info.json").is_file():
+            raise
+    print(f"hsijax: copied {remote} to {local}", file=sys.stderr, flush=True)
+    return local
+
+
+def remove_dead_staging(local: Path) -> None:
+    """Remove the staging folders of ``local`` left by copies whose process no longer runs."""
+    for folder in local.parent.glob(f".{local.name}.staging-*"):
+        pid = int(folder.name.rsplit("-", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 def load_scene(name: str, data_dir=DEFAULT_DATA_DIR, imports: Mapping[str, str] | None = None) -> Scene:

@@ -15,7 +15,7 @@ import orbax.checkpoint as ocp
 from hsijax.data.loading import open_scenes
 from hsijax.errors import HsijaxError
 from hsijax.evaluate.classification import SPATIAL_METHODS, format_classification
-from hsijax.files import check_output, write_text_atomic
+from hsijax.files import check_output, is_uri, write_text_atomic
 from hsijax.models.autoencoder import Model
 from hsijax.models.saved_model import WEIGHTS, load_model, newest_step_directory, save_model
 from hsijax.train.metrics_log import read_metrics
@@ -30,7 +30,9 @@ def export(checkpoint, output: Path, card: Path | None = None,
     The model and its card appear together or not at all; every input is checked before anything
     is written.
     """
-    check_output(output, "directory")
+    if is_uri(output):
+        raise HsijaxError(f"{output}: export writes a local folder (copy it to object storage afterwards)")
+    output = check_output(output, "directory")
     if output.exists():
         raise HsijaxError(f"{output}: already exists; export writes a new folder")
     if card:
@@ -42,7 +44,7 @@ def export(checkpoint, output: Path, card: Path | None = None,
     if card and not (step / "train_config").is_dir():
         raise HsijaxError(f"{step}: no training record for a model card; give the pretraining workdir")
     model = load_model(step)
-    path = save_model(model, output)
+    path = Path(save_model(model, output))
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     if not card:
         return model, path, size, None

@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import shutil
 from pathlib import Path
 
 import absl.logging
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 
 from hsijax.errors import HsijaxError, describe, warn
+from hsijax.files import storage_path
 from hsijax.models.autoencoder import Model, ModelConfig, init_variables
 
 PRETRAINED = "pretrained"  # what --checkpoint and load_model accept for the shipped weights
@@ -67,35 +68,40 @@ def checksums(state: dict) -> dict[str, str]:
     return result
 
 
-def checkpoint_path(path) -> Path:
-    """``path`` itself, or the shipped weights for the name ``pretrained`` (a folder of that name is
-    still reachable as ``./pretrained``)."""
+def checkpoint_path(path) -> epath.Path:
+    """``path`` as an absolute local path or an object-store URI (`hsijax.files.storage_path`), or
+    the shipped weights for the name ``pretrained`` (a folder of that name is still reachable as
+    ``./pretrained``)."""
     if str(path) != PRETRAINED:
-        return Path(path)
+        return storage_path(path)
     if not (WEIGHTS / "state").is_dir():
         raise HsijaxError(f"{WEIGHTS}: the shipped weights are missing from this installation of hsijax")
-    return WEIGHTS
+    return epath.Path(WEIGHTS)
 
 
-def step_directories(path) -> list[Path]:
+def step_directories(path) -> list[epath.Path]:
     """``path`` if it is one step's directory (or a saved model), else the step directories under a
     workdir or a checkpoints directory, newest first; ``pretrained`` is the shipped weights."""
-    path = checkpoint_path(path).expanduser().resolve()  # Orbax wants absolute paths
-    if (path / "state").is_dir():
-        return [path]
-    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    steps = sorted(((int(p.name), p) for p in folder.glob("*") if p.name.isdigit() and p.is_dir()), reverse=True)
+    path = checkpoint_path(path)
+    try:
+        if (path / "state").is_dir():
+            return [path]
+        folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        found = [p for p in folder.glob("*") if p.name.isdigit() and p.is_dir()] if folder.is_dir() else []
+    except OSError as error:  # a bucket that cannot be reached, a folder that cannot be listed
+        raise HsijaxError(f"{path}: cannot be read ({describe(error)})") from None
+    steps = sorted(((int(p.name), p) for p in found), reverse=True)
     if not steps:
         raise HsijaxError(f"{path}: no checkpoint found (expected WORKDIR/checkpoints/STEP/state)")
     return [p for _, p in steps]
 
 
-def newest_step_directory(path) -> Path:
+def newest_step_directory(path) -> epath.Path:
     """The one checkpoint step that `load_model(path)` tries first (a step directory is itself)."""
     return step_directories(path)[0]
 
 
-def restore_on_this_machine(state_directory: Path) -> dict:
+def restore_on_this_machine(state_directory: epath.Path) -> dict:
     """The saved pytree on this process's first device, whatever mesh it was saved from."""
     checkpointer = ocp.StandardCheckpointer()
     with absl_quiet(absl.logging.ERROR):  # Orbax warns that a step item has no step-level metadata file
@@ -131,7 +137,7 @@ def load_pretrained() -> Model:
     return load_model(PRETRAINED)
 
 
-def _load_step(directory: Path) -> Model:
+def _load_step(directory: epath.Path) -> Model:
     handler = ocp.JsonCheckpointHandler()
     try:
         with absl_quiet():
@@ -157,15 +163,16 @@ def _shapes(tree) -> tuple:
     return structure, tuple(tuple(getattr(leaf, "shape", ())) for leaf in leaves)
 
 
-def save_model(model: Model, directory) -> Path:
+def save_model(model: Model, directory) -> epath.Path:
     """Write ``model`` in the layout of one checkpoint step (``state/`` with its parameters,
     ``model_config/`` and ``checksum/``), so that `load_model`, `SpectralClassifier.from_pretrained`
     and the ``--checkpoint`` options read it like a pretraining checkpoint."""
-    directory = Path(directory).expanduser().resolve()
+    directory = storage_path(directory)
     if directory.exists():
         raise HsijaxError(f"{directory}: already exists")
     staging = directory.with_name(f".{directory.name}.saving")
-    shutil.rmtree(staging, ignore_errors=True)  # left by a save that was killed
+    if staging.exists():  # left by a save that was killed
+        staging.rmtree()
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(staging / "state", {"params": model.variables})
     checkpointer.wait_until_finished()

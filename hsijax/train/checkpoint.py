@@ -24,14 +24,13 @@ save those steps again. When no checkpoint is readable, `HsijaxError`, and nothi
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import grain
 import jax
 import orbax.checkpoint as ocp
 
 from hsijax.errors import HsijaxError, describe, warn
+from hsijax.files import storage_path
 from hsijax.models.autoencoder import ModelConfig
 from hsijax.models.saved_model import Damaged, absl_quiet, checksums
 
@@ -47,11 +46,13 @@ UNRECORDED = {"data.pipeline_format": 1, "train.visible_window": 0.0}
 
 
 def checkpoint_manager(workdir, every: int, keep: int) -> ocp.CheckpointManager:
+    """The manager of ``WORKDIR/checkpoints``; ``workdir`` may be a local path or an object-store URI
+    (`hsijax.files.storage_path`): Orbax writes both through epath and TensorStore."""
     # cleanup_tmp_directories: remove what a save killed half-way left (STEP.orbax-checkpoint-tmp)
     options = ocp.CheckpointManagerOptions(save_interval_steps=every, max_to_keep=keep, create=True,
                                            cleanup_tmp_directories=True)
     return ocp.CheckpointManager(
-        Path(workdir).expanduser().resolve() / "checkpoints",
+        storage_path(workdir) / "checkpoints",
         options=options,
         item_handlers={
             "state": ocp.StandardCheckpointHandler(),
@@ -128,7 +129,7 @@ def _restore_step(manager: ocp.CheckpointManager, step: int, abstract_state: dic
                           + ", ".join(f"{field} {old!r} saved, {new!r} now" for field, old, new in changed)
                           + "); resume with the saved values or use a new --workdir")
     items = {"state": ocp.args.StandardRestore(abstract_state), "data": grain.checkpoint.CheckpointRestore(iterator)}
-    has_checksum = (Path(manager.directory) / str(step) / "checksum").is_dir()  # older checkpoints have none
+    has_checksum = (manager.directory / str(step) / "checksum").is_dir()  # older checkpoints have none
     if has_checksum:
         items["checksum"] = ocp.args.JsonRestore()
     try:
@@ -146,9 +147,10 @@ def _move_aside(manager: ocp.CheckpointManager, steps: list[int]) -> None:
         return
     if jax.process_index() == 0:
         for step in steps:
-            folder = Path(manager.directory) / str(step)
+            folder = manager.directory / str(step)
             aside = folder.with_name(f"{step}.damaged")
-            shutil.rmtree(aside, ignore_errors=True)
+            if aside.exists():
+                aside.rmtree()
             folder.rename(aside)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils

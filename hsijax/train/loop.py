@@ -20,11 +20,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import jax
 import numpy as np
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from hsijax.data.loading import open_scenes, scene_names
@@ -69,7 +69,7 @@ def pretrain(model: Model, sets: Sequence[TrainingSet], steps: int, batch_size: 
 
 def train(config, workdir, progress: bool = True) -> TrainingResult:
     """Pretrain as ``config`` says, in ``workdir``; resumes from its newest checkpoint."""
-    workdir = check_output(Path(workdir).expanduser(), "directory")
+    workdir = check_output(workdir, "directory")
     for field in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints"):
         if config.train[field] < 1:
             raise HsijaxError(f"config.train.{field} must be at least 1, got {config.train[field]}")
@@ -95,6 +95,7 @@ def train(config, workdir, progress: bool = True) -> TrainingResult:
 
         def save(step: int, state: dict, force: bool) -> None:
             checkpoint.save(manager, step, state, iterator, model_config, record, force=force)
+            log.sync()
 
         with PreemptionNotice(manager) as notice:
             return run_steps(model_config, state, step_fn, iterator, mesh, config.train.steps,
@@ -162,7 +163,9 @@ def initial_state(variables, optimizer, seed: int, mesh: Mesh) -> dict:
     params = replicate(variables, mesh)
     return {
         "params": params,
-        "opt_state": jax.jit(optimizer.init)(params),
+        # Replicated explicitly: left to jit, the state's new arrays land on one device, and a run
+        # of several processes resumed into that layout is refused by the step (mixed devices).
+        "opt_state": jax.jit(optimizer.init, out_shardings=NamedSharding(mesh, P()))(params),
         "step": replicate(np.int32(0), mesh),
         # The base key of the run; the autoencoder itself draws no random numbers while training.
         "rng": replicate(jax.random.key_data(jax.random.key(seed)), mesh),

@@ -3,15 +3,24 @@
 Only process 0 writes (every process computes the same numbers). ``metrics.jsonl`` gets one JSON
 object per record (``{"step": ..., "kind": "train" | "eval", ...}``) and is appended to across
 resumes (steps after the last checkpoint of a killed run are logged again when it resumes: the
-later record of a step is the one that counts); TensorBoard files (written with tensorboardX, no TensorFlow) go to ``WORKDIR/tensorboard``.
+later record of a step is the one that counts); TensorBoard files (written with tensorboardX, no
+TensorFlow) go to ``WORKDIR/tensorboard``.
+
+A workdir in object storage (``gs://...``) cannot be appended to: the log is then written to a
+local staging folder and copied to the workdir by `sync` (at every checkpoint and at the end), each
+file replaced whole, so the bucket's log lags the run by at most one checkpoint interval -- the
+steps a resumed run computes again anyway.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import jax
+
+from hsijax.files import is_uri, storage_path
 
 
 class MetricsLog:
@@ -21,10 +30,18 @@ class MetricsLog:
             return
         from tensorboardX import SummaryWriter
 
-        workdir = Path(workdir)
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.jsonl = open(workdir / "metrics.jsonl", "a", buffering=1)  # line-buffered
-        self.tensorboard = SummaryWriter(str(workdir / "tensorboard"))
+        self.remote = storage_path(workdir) if is_uri(workdir) else None
+        if self.remote:
+            self.staging = tempfile.TemporaryDirectory(prefix="hsijax-metrics-")
+            local = Path(self.staging.name)
+            if (self.remote / "metrics.jsonl").exists():
+                (local / "metrics.jsonl").write_bytes((self.remote / "metrics.jsonl").read_bytes())
+        else:
+            local = Path(workdir)
+            local.mkdir(parents=True, exist_ok=True)
+        self.local = local
+        self.jsonl = open(local / "metrics.jsonl", "a", buffering=1)  # line-buffered
+        self.tensorboard = SummaryWriter(str(local / "tensorboard"))
 
     def write(self, step: int, kind: str, values: dict[str, float]) -> None:
         if not self.enabled:
@@ -33,16 +50,31 @@ class MetricsLog:
         for name, value in values.items():
             self.tensorboard.add_scalar(f"{kind}/{name}", value, step)
 
+    def sync(self) -> None:
+        """Copy the staged log to an object-store workdir (nothing to do for a local one)."""
+        if not (self.enabled and self.remote):
+            return
+        self.tensorboard.flush()
+        for file in sorted(self.local.rglob("*")):
+            if file.is_file():
+                target = self.remote / file.relative_to(self.local).as_posix()
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(file.read_bytes())
+
     def close(self) -> None:
         if self.enabled:
             self.jsonl.close()
             self.tensorboard.close()
+            self.sync()
+            if self.remote:
+                self.staging.cleanup()
 
 
 def read_metrics(workdir) -> list[dict]:
-    """The records of ``WORKDIR/metrics.jsonl`` (a torn last line, from a kill, is skipped)."""
+    """The records of ``WORKDIR/metrics.jsonl`` (a torn last line, from a kill, is skipped); the
+    workdir may be a local path or an object-store URI."""
     records = []
-    path = Path(workdir) / "metrics.jsonl"
+    path = storage_path(workdir) / "metrics.jsonl"
     if path.exists():
         for line in path.read_text().splitlines():
             try:
