@@ -17,6 +17,8 @@ GOALS = {
     "pipeline": "the pipeline >= 1,000,000 px/s at 10x Indian Pines and >= 2x the training step's pixels/s; "
                 "peak RSS growing by < 100 MiB from 1x to 10x the data",
     "fine_tune": "one compilation per (bucket, batch shape); >= 90 % of fine-tuning time inside compiled steps",
+    "accelerator": "on an H200 (or scaled by the GPU's matmul rate) encoding >= 2e7 px/s at 200 bands, c = 16; a "
+                   "training step >= 30 % of the matmul rate in the same precision; the pipeline >= 2x the step",
 }
 
 
@@ -108,6 +110,31 @@ def attempts_section(report: dict) -> list[str]:
                 "code_range": "largest |code|"}), ""]
 
 
+def accelerator_section(report: dict | None) -> list[str]:
+    if report is None:
+        return ["## accelerator", "", f"Goal: {GOALS['accelerator']}.", "",
+                "Not yet measured: no GPU has been lent to this project's sessions. The script is ready "
+                "(`benchmarks/accelerator.py`, checked on a CPU with `--quick` in a Python 3.12 environment "
+                "holding only the GPU machine's packages and `benchmarks/accelerator_wheels.sh`'s wheels).", ""]
+    return [*header("accelerator", report),
+            f"Device: **{report['device']}** ({report['device_count']}). Matmul TFLOP/s: {report['matmul_tflop_s']}. "
+            f"Encoding at 200 bands, c = 16, on-device batches: float32 **{number(report['encode_200_float32_px_s'])} "
+            f"px/s**; fastest within a code error of {report['code_error_limit']} (p99 relative): "
+            f"{report['encode_200_fastest_precision']}, **{number(report['encode_200_fastest_px_s'])} px/s**. "
+            f"Training step (float32): {number(report['training_step_float32_px_s'])} px/s, "
+            f"**{number(100 * report['training_step_float32_share_of_matmul'], 1)} %** of the float32 matmul rate. "
+            f"Pipeline: {number(report['pipeline_px_s'])} px/s, {number(report['pipeline_over_training_step'])}× "
+            f"the step. Compilations for the poster's 14 band counts: {report['poster_band_count_compilations']}. "
+            f"Short pretraining on Indian Pines: {report['pretraining']}.", "",
+            *markdown_table(report["encode"], {
+                "bands": "bands", "precision": "precision", "device_px_s": "on-device px/s",
+                "host_numpy_px_s": "hsijax.encode px/s", "code_error_p99": "code error p99", "chunk_rows": "rows/call"}),
+            "", *markdown_table(report["chunk_sweep"], {"chunk_rows": "rows/call", "host_numpy_px_s": "hsijax.encode px/s"}),
+            "", *markdown_table(report["training"], {
+                "precision": "precision", "batch": "batch", "train_px_s": "px/s", "mflop_per_px": "MFLOP/px",
+                "tflop_s": "TFLOP/s", "share_of_matmul_rate": "of matmul"}), ""]
+
+
 def main() -> None:
     lines = ["# Benchmark results", "",
              "Written by `benchmarks/report.py` from `benchmarks/results/*.json`; rerun with `make bench`.", ""]
@@ -117,6 +144,8 @@ def main() -> None:
         path = RESULTS / f"{name}.json"
         if path.is_file():
             lines += section(json.loads(path.read_text()))
+    accelerator = RESULTS / "accelerator.json"
+    lines += accelerator_section(json.loads(accelerator.read_text()) if accelerator.is_file() else None)
     from hsijax.files import write_text_atomic
 
     write_text_atomic(HERE / "RESULTS.md", "\n".join(lines).rstrip() + "\n")

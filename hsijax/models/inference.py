@@ -19,18 +19,27 @@ import numpy as np
 from hsijax.models.autoencoder import Model, ModelConfig, SharedAutoencoder
 from hsijax.spectral import SpectraBatch, check_spectra, crop, make_batch
 
-CHUNK_ELEMENTS = 2**17  # rows x bucket length per call
+# Padded values (rows x bucket length) per jitted call, by backend. On a CPU the first stage's
+# activations must stay in cache; an accelerator wants calls large enough to fill it and to hide
+# the dispatch and the host-to-device copy.
+CHUNK_ELEMENTS = {"cpu": 2**17}
+ACCELERATOR_CHUNK_ELEMENTS = 2**22
 
 
-def chunk_rows(bucket: int) -> int:
-    """Pixels per jitted call for a bucket: 128 k padded values (512 rows of 256 bands).
+def chunk_rows(bucket: int, backend: str | None = None) -> int:
+    """Pixels per jitted call for a bucket on ``backend`` (default: JAX's).
 
-    Measured on this project's 2-core CPU, c = 16, pixels/s by rows per call: bucket 128 -- 45 k
-    at 2048 rows, 58 k at 1024; bucket 256 -- 23 k at 2048, 27 k at 512; bucket 512 -- 11.5 k at
-    2048, 13.5 k at 256. The first stage's activations (rows x bucket / 2 x 32 floats, 8 MiB)
-    then stay in cache.
+    CPU: 128 k padded values (512 rows of 256 bands). Measured on this project's 2-core CPU, c = 16,
+    pixels/s by rows per call: bucket 128 -- 45 k at 2048 rows, 58 k at 1024; bucket 256 -- 23 k at
+    2048, 27 k at 512; bucket 512 -- 11.5 k at 2048, 13.5 k at 256. The first stage's activations
+    (rows x bucket / 2 x 32 floats, 8 MiB) then stay in cache.
+
+    GPU and TPU: 4 M padded values (16 k rows of 256 bands; the first stage's activations 256 MiB,
+    within any accelerator's memory). Not yet measured: `benchmarks/accelerator.py` sweeps the rows
+    per call on a GPU, and this value is to be set from that sweep.
     """
-    return max(8, CHUNK_ELEMENTS // bucket)
+    elements = CHUNK_ELEMENTS.get(backend or jax.default_backend(), ACCELERATOR_CHUNK_ELEMENTS)
+    return max(8, elements // bucket)
 
 
 @functools.lru_cache(maxsize=None)
