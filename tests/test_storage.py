@@ -46,11 +46,12 @@ def leaves(model) -> list[np.ndarray]:
     return [np.asarray(leaf) for leaf in jax.tree.leaves(model.variables)]
 
 
-def test_a_run_in_a_bucket_killed_inside_a_save_resumes_bit_identical(bucket, reference):
-    """Workdir and data in the bucket: the first process copies the dataset to its cache, is killed
-    while a checkpoint is half-written, and the same command resumes from the one before and ends
-    with the uninterrupted local run's parameters, bit for bit; the uncommitted step is gone."""
+def test_a_run_in_a_bucket_killed_inside_a_save_resumes_bit_identical(bucket, reference, tmp_path):
+    """Workdir and data in the bucket: the first process copies the dataset to its (empty) cache, is
+    killed while a checkpoint is half-written, and the same command resumes from the one before and
+    ends with the uninterrupted local run's parameters, bit for bit; the uncommitted step is gone."""
     command = pretrain_command(RUN, DATA, "--config.train.checkpoint_every=5")
+    bucket = {**bucket, "HSIJAX_DATA_CACHE": str(tmp_path / "cache")}
     process = subprocess.Popen(command, env=bucket, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     kill_inside_a_save(process, RUN, 15)
     assert f"copied {DATA}/indian_pines/1.0.0 to " in process.stderr.read()
