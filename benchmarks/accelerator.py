@@ -2,7 +2,7 @@
 the pipeline that feeds it, compilations per bucket and a short pretraining, written as JSON.
 
     python benchmarks/accelerator.py --json benchmarks/results/accelerator.json    # on the GPU machine
-    python benchmarks/accelerator.py --quick                                         # checks the script on a CPU
+    python benchmarks/accelerator.py --quick     # checks the script on a CPU (200 bands only, 1x data)
 
 What it measures, on whatever backend JAX finds:
 - the device's matmul rate (8192^2 products) in float32 (precision "highest"), TF32
@@ -139,12 +139,13 @@ def training_rows(rows_per_step: int, repeats: int, rates: dict[str, float]) -> 
     return result
 
 
-def pipeline_rate(batches: int) -> float:
-    """pixels/s of the training pipeline over 10x Indian Pines, in a child process (pipeline.py)."""
+def pipeline_rate(batches: int, copies: int) -> float:
+    """pixels/s of the training pipeline over Indian Pines tiled ``copies`` times, in a child
+    process (pipeline.py)."""
     from pipeline import measure_child, write_datasets
 
     with tempfile.TemporaryDirectory() as folder:
-        return measure_child(write_datasets(Path(folder), (10,))[10], batches)["pixels_per_second"]
+        return measure_child(write_datasets(Path(folder), (copies,))[copies], batches)["pixels_per_second"]
 
 
 def bucket_compilations() -> int:
@@ -186,7 +187,8 @@ def main() -> None:
     rates = matmul_rates(1024 if quick else 8192, 3 if quick else 10)
     print(f"matmul TFLOP/s: {rates}", flush=True)
     pixels = 4096 if quick else 1 << 18
-    encode = [row for bands in ENCODE_BANDS for row in encode_rows(bands, pixels, 3 if quick else 10)]
+    bands_measured = (200,) if quick else ENCODE_BANDS
+    encode = [row for bands in bands_measured for row in encode_rows(bands, pixels, 3 if quick else 10)]
     print(table(encode, ["bands", "precision", "device_px_s", "host_numpy_px_s", "code_error_p99", "chunk_rows"]),
           flush=True)
     chunks = chunk_sweep(pixels, (512, 2048) if quick else (2048, 8192, 32768, 131072))
@@ -194,9 +196,9 @@ def main() -> None:
     training = training_rows(256 if quick else 16384, 3 if quick else 20, rates)
     print(table(training, ["precision", "batch", "train_px_s", "mflop_per_px", "tflop_s", "share_of_matmul_rate"]),
           flush=True)
-    pipeline = pipeline_rate(50 if quick else 3000)
+    pipeline = pipeline_rate(50 if quick else 3000, 1 if quick else 10)
     fastest = {}
-    for bands in ENCODE_BANDS:
+    for bands in bands_measured:
         allowed = [r for r in encode if r["bands"] == bands and r["code_error_p99"] <= CODE_ERROR_LIMIT]
         fastest[bands] = max(allowed, key=lambda r: r["device_px_s"])
     float32_step = training[0]["train_px_s"]
@@ -213,7 +215,7 @@ def main() -> None:
         "training_step_float32_share_of_matmul": round(training[0]["share_of_matmul_rate"], 4),
         "pipeline_px_s": round(pipeline), "pipeline_over_training_step": round(pipeline / float32_step, 2),
         "poster_band_count_compilations": bucket_compilations(),
-        "pretraining": short_pretraining(20 if quick else 400, 64 if quick else 4096),
+        "pretraining": short_pretraining(10 if quick else 400, 64 if quick else 4096),
         "encode": encode, "chunk_sweep": chunks, "training": training,
     }
     report["seconds"] = round(time.perf_counter() - began, 1)
