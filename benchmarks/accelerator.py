@@ -2,7 +2,8 @@
 the pipeline that feeds it, compilations per bucket and a short pretraining, written as JSON.
 
     python benchmarks/accelerator.py --json benchmarks/results/accelerator.json    # on the GPU machine
-    python benchmarks/accelerator.py --quick     # checks the script on a CPU (200 bands only, 1x data)
+    python benchmarks/accelerator.py --quick     # checks the script on a CPU (200 bands, float32 and
+                                                 # bfloat16, 1x data)
 
 What it measures, on whatever backend JAX finds:
 - the device's matmul rate (8192^2 products) in float32 (precision "highest"), TF32
@@ -62,7 +63,7 @@ def matmul_rates(size: int, repeats: int) -> dict[str, float]:
     return rates
 
 
-def encode_rows(bands: int, pixels: int, repeats: int) -> list[dict]:
+def encode_rows(bands: int, pixels: int, repeats: int, precisions=tuple(PRECISIONS)) -> list[dict]:
     """Encode pixels/s and code error per precision for one band count."""
     import jax
 
@@ -76,10 +77,10 @@ def encode_rows(bands: int, pixels: int, repeats: int) -> list[dict]:
     on_device = jax.device_put(batch)
     variables = jax.device_put(model.variables)
     rows, reference = [], None
-    for name in PRECISIONS:
+    for name in precisions:  # float32 first: the reference of the code error
         with matmul_precision(name):
             encode = jitted_encode(model.config)  # jit keys its cache on the matmul precision too
-            device_seconds = seconds_per_call(lambda: encode(variables, on_device).block_until_ready(), repeats, warmup=1)
+            device_seconds = seconds_per_call(lambda: encode(variables, on_device).block_until_ready(), repeats)
             codes = np.asarray(encode(variables, on_device), np.float32)
             host_seconds = seconds_per_call(lambda: hsijax.encode(model, spectra), max(1, repeats // 3), warmup=1)
         if reference is None:
@@ -105,7 +106,8 @@ def chunk_sweep(pixels: int, rows_options: tuple[int, ...]) -> list[dict]:
                 for rows in rows_options]
 
 
-def training_rows(rows_per_step: int, repeats: int, rates: dict[str, float]) -> list[dict]:
+def training_rows(rows_per_step: int, repeats: int, rates: dict[str, float],
+                  precisions=tuple(PRECISIONS)) -> list[dict]:
     """Training-step pixels/s and share of the matmul rate of the same precision."""
     import jax
     import optax
@@ -119,7 +121,7 @@ def training_rows(rows_per_step: int, repeats: int, rates: dict[str, float]) -> 
     spectra = np.random.default_rng(200).random((rows_per_step, 200), np.float32)
     batch = jax.device_put(make_batch(spectra, None, model.config.buckets))
     result = []
-    for name in PRECISIONS:
+    for name in precisions:
         with matmul_precision(name):
             optimizer = optax.adam(1e-3)
             step = make_train_step(model.module, optimizer, 1e-6, make_mesh())
@@ -176,7 +178,6 @@ def short_pretraining(steps: int, batch_size: int) -> dict:
 
 def main() -> None:
     import jax
-
     import tensorflow_datasets as tfds
 
     arguments = parser(__doc__.splitlines()[0])
@@ -188,12 +189,13 @@ def main() -> None:
     print(f"matmul TFLOP/s: {rates}", flush=True)
     pixels = 4096 if quick else 1 << 18
     bands_measured = (200,) if quick else ENCODE_BANDS
-    encode = [row for bands in bands_measured for row in encode_rows(bands, pixels, 3 if quick else 10)]
+    precisions = ("float32", "bfloat16") if quick else tuple(PRECISIONS)  # quick: each code path once
+    encode = [row for bands in bands_measured for row in encode_rows(bands, pixels, 3 if quick else 10, precisions)]
     print(table(encode, ["bands", "precision", "device_px_s", "host_numpy_px_s", "code_error_p99", "chunk_rows"]),
           flush=True)
     chunks = chunk_sweep(pixels, (512, 2048) if quick else (2048, 8192, 32768, 131072))
     print(table(chunks, ["chunk_rows", "host_numpy_px_s"]), flush=True)
-    training = training_rows(256 if quick else 16384, 3 if quick else 20, rates)
+    training = training_rows(256 if quick else 16384, 3 if quick else 20, rates, precisions)
     print(table(training, ["precision", "batch", "train_px_s", "mflop_per_px", "tflop_s", "share_of_matmul_rate"]),
           flush=True)
     pipeline = pipeline_rate(50 if quick else 3000, 1 if quick else 10)

@@ -10,7 +10,8 @@ fixed-size code, and a decoder that repeats the code and upsamples back.
     >>> recon = hsijax.reconstruct(model, spectra)     # (N, b) -> (N, b)
     >>> model = hsijax.load_model("runs/local")        # the newest checkpoint of a pretraining run
     >>> model = hsijax.load_pretrained()               # the weights shipped with hsijax (offline)
-    >>> linear = hsijax.SharedGridPCA.fit([(spectra, wavelengths_nm)], code_width=16)
+    >>> linear = hsijax.SharedGridPCA.load_pretrained(16)  # the shipped shared-grid linear code
+    >>> linear = hsijax.SharedGridPCA.fit([(spectra, wavelengths_nm)], code_width=16)  # or your own
     >>> codes = linear.encode(other_spectra, other_wavelengths_nm)  # any sensor with known wavelengths
 
 The package is laid out by stage, each importing only the stages before it (a test checks it):

@@ -356,6 +356,27 @@ def add_leave_out(subparsers) -> None:
                    "leave_out", "--config.pretrain.train.steps=3000", run_leave_out_command)
 
 
+def add_grid_pca(subparsers) -> None:
+    from hsijax.data.loading import positive_int
+
+    command = subparsers.add_parser(
+        "grid-pca", help="fit the shared wavelength-grid PCA on every real scene (and the spectral library) and save it",
+        description="Flags after the known ones are ml_collections overrides of the leave-out config",
+    )
+    command.add_argument("--config", default="leave_out", help="a leave-out config file or the built-in 'leave_out'")
+    command.add_argument("--output", type=Path, required=True, help="the .npz to write (SharedGridPCA.load reads it)")
+    command.add_argument("--code-width", type=positive_int, default=32, help="components kept (default 32)")
+    command.set_defaults(run=run_grid_pca_command, overrides=True)
+
+
+def run_grid_pca_command(args) -> str:
+    from hsijax.configs import LEAVE_OUT, load_config
+    from hsijax.experiments.grid_pca import fit_grid_pca
+
+    pca, _ = fit_grid_pca(load_config(args.config, args.overrides, builtins=LEAVE_OUT), args.output, args.code_width)
+    return f"wrote {args.output}: {pca.code_width} components on the {pca.mean.size}-point shared grid"
+
+
 def run_leave_out_command(args) -> str:
     from hsijax.configs import LEAVE_OUT
     from hsijax.experiments.leave_out import run_leave_out, write_report
@@ -405,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for add in (add_demo, add_import, add_prepare, add_pretrain, add_classify, add_reconstruct, add_encode,
-                add_export, add_study, add_leave_out):
+                add_export, add_study, add_leave_out, add_grid_pca):
         add(subparsers)
     return parser
 

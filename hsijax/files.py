@@ -12,6 +12,7 @@ named ``gs:``.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import importlib.util
@@ -28,7 +29,6 @@ import numpy as np
 from etils import epath
 
 from hsijax.errors import HsijaxError, describe
-
 
 # What etils.epath reaches through fsspec, and the fsspec package each needs.
 URI_SCHEMES = {"gs": "gcsfs", "s3": "s3fs", "az": "adlfs", "hf": "huggingface_hub"}
@@ -115,19 +115,34 @@ def _check_uri_directory(path: epath.Path) -> epath.Path:
     return path
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` so that a reader never sees a half-written file."""
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary sibling of ``path`` to write; renamed over ``path`` when the block ends without
+    an error (with the permissions a new file gets here, not mkstemp's owner-only ones), removed
+    otherwise. A reader never sees a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(handle)
     try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
+        yield Path(temporary)
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
-    except BaseException:
+    finally:
         Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` so that a reader never sees a half-written file."""
+    with atomic_output(path) as temporary:
+        temporary.write_text(text)
+    return Path(path)
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
@@ -138,19 +153,13 @@ def write_npy_atomic(path: str | os.PathLike, shape: tuple[int, ...], dtype, blo
     """Write a .npy of ``shape`` and ``dtype`` from ``blocks`` (arrays in C order whose rows fill it
     in turn), streamed to a temporary sibling renamed into place when complete: a large array is
     never whole in memory, and a reader never sees half of it."""
-    path = Path(path)
     dtype = np.dtype(dtype)
     header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.lib.format.write_array_header_2_0(stream, header)
-            for block in blocks:
-                stream.write(np.ascontiguousarray(block, dtype).tobytes())
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-    return path
+    with atomic_output(path) as temporary, open(temporary, "wb") as stream:
+        np.lib.format.write_array_header_2_0(stream, header)
+        for block in blocks:
+            stream.write(np.ascontiguousarray(block, dtype).tobytes())
+    return Path(path)
 
 
 BLOCK_BYTES = 64 * 2**20

@@ -37,12 +37,13 @@ def test_the_weights_are_at_most_5_mb_and_the_card_describes_them(shipped):
 
 def test_a_fresh_process_loads_them_from_the_package_alone(tmp_path, shipped):
     # HOME and the working directory hold nothing of hsijax: the weights can only come from the package.
-    code = "import hsijax; m = hsijax.load_pretrained(); print(m.config.code_width, m.parameter_count)"
+    code = ("import hsijax; m = hsijax.load_pretrained(); print(m.config.code_width, m.parameter_count, "
+            "hsijax.SharedGridPCA.load_pretrained(16).code_width)")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             env={**environment(), "HOME": str(tmp_path)}, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    width, count = map(int, result.stdout.split())
-    assert (width, count) == (shipped.config.code_width, shipped.parameter_count)
+    width, count, linear_width = map(int, result.stdout.split())
+    assert (width, count, linear_width) == (shipped.config.code_width, shipped.parameter_count, 16)
 
 
 def test_they_reconstruct_indian_pines_far_better_than_untrained_weights(shipped):
@@ -104,6 +105,7 @@ def test_the_wheel_carries_the_weights_and_the_card(tmp_path):
     in_wheel = {name for name in names if name.startswith("hsijax/weights/")}
     in_package = {str(path.relative_to(REPO)) for path in WEIGHTS.parent.rglob("*") if path.is_file()}
     assert in_wheel == in_package and "hsijax/weights/MODEL_CARD.md" in in_wheel
+    assert "hsijax/weights/shared_grid_pca.npz" in in_wheel
 
 
 def test_export_writes_a_model_card_from_the_run_records(small_run, tmp_path, capsys):

@@ -111,18 +111,18 @@ def test_reading_what_is_not_in_the_bucket_is_one_error(bucket, capsys):
 
 
 def host_environment(bucket_environment: dict, scratch: Path) -> dict:
-    """A process that shares nothing with the others but the bucket: its own home, temporary files,
-    dataset cache and compilation cache under ``scratch``, and two CPU devices."""
-    for folder in ("home", "tmp", "cache", "xla"):
+    """A process that shares no run state with the others but the bucket: its own home, temporary
+    files and dataset cache under ``scratch``, and two CPU devices. (The test session's XLA cache of
+    compiled programs stays shared: it holds no data, and it saves the suite a minute of compiling.)"""
+    for folder in ("home", "tmp", "cache"):
         (scratch / folder).mkdir(parents=True, exist_ok=True)
     return {**bucket_environment, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-            "HOME": str(scratch / "home"), "TMPDIR": str(scratch / "tmp"),
-            "HSIJAX_DATA_CACHE": str(scratch / "cache"), "JAX_COMPILATION_CACHE_DIR": str(scratch / "xla")}
+            "HOME": str(scratch / "home"), "TMPDIR": str(scratch / "tmp"), "HSIJAX_DATA_CACHE": str(scratch / "cache")}
 
 
 def start_two_hosts(workdir: str, scratches: list[Path], bucket_environment: dict) -> list[subprocess.Popen]:
     coordinator = f"localhost:{free_port()}"
-    return [subprocess.Popen(pretrain_command(workdir, DATA, "--config.train.checkpoint_every=5", "--coordinator",
+    return [subprocess.Popen(pretrain_command(workdir, DATA, "--coordinator",
                                               coordinator, "--num-processes", "2", "--process-id", str(index)),
                              env=host_environment(bucket_environment, scratch), cwd=scratch, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -140,7 +140,7 @@ def test_two_hosts_sharing_only_the_bucket_killed_and_restarted_train_as_one(buc
     scratches = [tmp_path / "host0", tmp_path / "host1"]
     processes = start_two_hosts(workdir, scratches, bucket)
     deadline = time.monotonic() + 240
-    while not any(int(step) >= 15 and done for step, done in committed_steps(workdir).items()):
+    while not any(int(step) >= 10 and done for step, done in committed_steps(workdir).items()):
         assert all(p.poll() is None for p in processes) and time.monotonic() < deadline, \
             [p.communicate()[1][-2000:] for p in processes]
         time.sleep(0.05)
@@ -154,7 +154,7 @@ def test_two_hosts_sharing_only_the_bucket_killed_and_restarted_train_as_one(buc
     for process, (_, err) in zip(processes, outputs):
         assert process.returncode == 0, err[-3000:]
     resumed_from = int(outputs[0][0].split("steps ")[1].split(" ")[0])
-    assert 15 <= resumed_from < 40 and "on 4 device(s)" in outputs[0][0]
+    assert 10 <= resumed_from < 40 and "on 4 device(s)" in outputs[0][0]
     assert all(committed_steps(workdir).values()) and "40" in committed_steps(workdir)
     for got, want in zip(leaves(load_model(workdir)), leaves(load_model(reference)), strict=True):
         assert np.linalg.norm(got - want) / np.linalg.norm(want) < PARAMETER_TOLERANCE

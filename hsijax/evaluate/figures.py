@@ -6,8 +6,6 @@ at all.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -16,20 +14,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from hsijax.files import atomic_output  # noqa: E402
+
 RGB_NM = (640.0, 550.0, 460.0)
 
 
 def save_atomic(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(handle)
     try:
-        figure.savefig(temporary, dpi=120)
-        os.replace(temporary, path)
+        with atomic_output(path, suffix=".png") as temporary:
+            figure.savefig(temporary, dpi=120)
     finally:
         plt.close(figure)
-        Path(temporary).unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def rgb_bands(bands: int, wavelengths_nm=None) -> list[int]:
