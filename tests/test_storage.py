@@ -161,3 +161,17 @@ def test_two_hosts_sharing_only_the_bucket_killed_and_restarted_train_as_one(buc
     want = [r["mse"] for r in read_metrics(reference) if r["kind"] == "train"]
     got = {r["step"]: r["mse"] for r in read_metrics(workdir) if r["kind"] == "train"}  # a step logged again: the later
     np.testing.assert_allclose([got[step] for step in range(5, 41, 5)], want, rtol=LOSS_TOLERANCE)
+
+
+def test_save_model_into_the_bucket_and_back(bucket):
+    """A saved model written straight to the bucket (staged under a hidden name, then moved: GCS has
+    no folder rename, gcsfs copies) loads back equal; a second save to the same URI is refused."""
+    import hsijax
+
+    model = hsijax.create_model(4, widths=(8,), seed=3)
+    hsijax.save_model(model, "gs://bucket/saved")
+    for got, want in zip(leaves(load_model("gs://bucket/saved")), leaves(model), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert not epath.Path("gs://bucket/.saved.saving").exists()
+    with pytest.raises(HsijaxError, match="gs://bucket/saved: already exists"):
+        hsijax.save_model(model, "gs://bucket/saved")
