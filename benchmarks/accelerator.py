@@ -2,8 +2,8 @@
 the pipeline that feeds it, compilations per bucket and a short pretraining, written as JSON.
 
     python benchmarks/accelerator.py --json benchmarks/results/accelerator.json    # on the GPU machine
-    python benchmarks/accelerator.py --quick     # checks the script on a CPU (200 bands, float32 and
-                                                 # bfloat16, 1x data)
+    python benchmarks/accelerator.py --quick     # checks the script on a CPU (200 bands; encoding in
+                                                 # float32 and bfloat16, training in float32; 1x data)
 
 What it measures, on whatever backend JAX finds:
 - the device's matmul rate (8192^2 products) in float32 (precision "highest"), TF32
@@ -195,7 +195,8 @@ def main() -> None:
           flush=True)
     chunks = chunk_sweep(pixels, (512, 2048) if quick else (2048, 8192, 32768, 131072))
     print(table(chunks, ["chunk_rows", "host_numpy_px_s"]), flush=True)
-    training = training_rows(256 if quick else 16384, 3 if quick else 20, rates, precisions)
+    training = training_rows(256 if quick else 16384, 3 if quick else 20, rates,
+                             precisions[:1] if quick else precisions)
     print(table(training, ["precision", "batch", "train_px_s", "mflop_per_px", "tflop_s", "share_of_matmul_rate"]),
           flush=True)
     pipeline = pipeline_rate(50 if quick else 3000, 1 if quick else 10)

@@ -50,10 +50,10 @@ def test_a_run_in_a_bucket_killed_inside_a_save_resumes_bit_identical(bucket, re
     """Workdir and data in the bucket: the first process copies the dataset to its (empty) cache, is
     killed while a checkpoint is half-written, and the same command resumes from the one before and
     ends with the uninterrupted local run's parameters, bit for bit; the uncommitted step is gone."""
-    command = pretrain_command(RUN, DATA, "--config.train.checkpoint_every=5")
+    command = pretrain_command(RUN, DATA)  # the tiny config: a checkpoint every 10 steps
     bucket = {**bucket, "HSIJAX_DATA_CACHE": str(tmp_path / "cache")}
     process = subprocess.Popen(command, env=bucket, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    kill_inside_a_save(process, RUN, 15)
+    kill_inside_a_save(process, RUN, 20)
     assert f"copied {DATA}/indian_pines/1.0.0 to " in process.stderr.read()
     killed_at = committed_steps(RUN)
     assert not all(killed_at.values()), killed_at  # the kill left a half-written checkpoint
@@ -164,14 +164,17 @@ def test_two_hosts_sharing_only_the_bucket_killed_and_restarted_train_as_one(buc
 
 
 def test_save_model_into_the_bucket_and_back(bucket):
-    """A saved model written straight to the bucket (staged under a hidden name, then moved: GCS has
-    no folder rename, gcsfs copies) loads back equal; a second save to the same URI is refused."""
+    """A saved model written straight to the bucket loads back equal; one cut short before its
+    checksum is refused in one line, not read in part; a second save to the same URI is refused."""
     import hsijax
 
     model = hsijax.create_model(4, widths=(8,), seed=3)
     hsijax.save_model(model, "gs://bucket/saved")
     for got, want in zip(leaves(load_model("gs://bucket/saved")), leaves(model), strict=True):
         np.testing.assert_array_equal(got, want)
-    assert not epath.Path("gs://bucket/.saved.saving").exists()
     with pytest.raises(HsijaxError, match="gs://bucket/saved: already exists"):
         hsijax.save_model(model, "gs://bucket/saved")
+    hsijax.save_model(model, "gs://bucket/cut")
+    (epath.Path("gs://bucket/cut") / "checksum").rmtree()  # what a kill before the last item leaves
+    with pytest.raises(HsijaxError, match=r"gs://bucket/cut: unreadable checkpoint \(no checksum: a save cut short\)"):
+        load_model("gs://bucket/cut")

@@ -31,7 +31,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from hsijax.errors import HsijaxError, describe, warn
-from hsijax.files import storage_path
+from hsijax.files import is_uri, storage_path
 from hsijax.models.autoencoder import Model, ModelConfig, init_variables
 
 PRETRAINED = "pretrained"  # what --checkpoint and load_model accept for the shipped weights
@@ -144,6 +144,8 @@ def _load_step(directory: epath.Path) -> Model:
             config = ModelConfig.from_dict(handler.restore(directory / "model_config"))
             state = restore_on_this_machine(directory / "state")
             saved_checksum = handler.restore(directory / "checksum") if (directory / "checksum").is_dir() else None
+        if saved_checksum is None and is_uri(directory):  # written in place there, checksum last
+            raise Damaged("no checksum: a save cut short")
         params = state.get("params") if isinstance(state, dict) else None
         if saved_checksum is not None and saved_checksum["params"] != checksums({"params": params})["params"]:
             raise Damaged("its parameters do not match their checksum")
@@ -166,12 +168,18 @@ def _shapes(tree) -> tuple:
 def save_model(model: Model, directory) -> epath.Path:
     """Write ``model`` in the layout of one checkpoint step (``state/`` with its parameters,
     ``model_config/`` and ``checksum/``), so that `load_model`, `SpectralClassifier.from_pretrained`
-    and the ``--checkpoint`` options read it like a pretraining checkpoint."""
+    and the ``--checkpoint`` options read it like a pretraining checkpoint.
+
+    Locally the model is written to a hidden sibling renamed into place when complete. An object
+    store has no folder rename (gcsfs would copy every file), so there it is written in place,
+    ``checksum`` last: a save cut short lacks it, and `load_model` refuses a step in object storage
+    without one (locally, older saved models have none).
+    """
     directory = storage_path(directory)
     if directory.exists():
         raise HsijaxError(f"{directory}: already exists")
-    staging = directory.with_name(f".{directory.name}.saving")
-    if staging.exists():  # left by a save that was killed
+    staging = directory if is_uri(directory) else directory.with_name(f".{directory.name}.saving")
+    if staging != directory and staging.exists():  # left by a save that was killed
         staging.rmtree()
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(staging / "state", {"params": model.variables})
@@ -180,5 +188,6 @@ def save_model(model: Model, directory) -> epath.Path:
     ocp.JsonCheckpointHandler().save(staging / "model_config", args=ocp.args.JsonSave(model.config.to_dict()))
     (staging / "checksum").mkdir()
     ocp.JsonCheckpointHandler().save(staging / "checksum", args=ocp.args.JsonSave(checksums({"params": model.variables})))
-    staging.rename(directory)
+    if staging != directory:
+        staging.rename(directory)
     return directory
