@@ -360,11 +360,12 @@ def add_grid_pca(subparsers) -> None:
     from hsijax.data.loading import positive_int
 
     command = subparsers.add_parser(
-        "grid-pca", help="fit the shared wavelength-grid PCA on every real scene (and the spectral library) and save it",
+        "grid-pca", help="fit the shared wavelength-grid PCA on the real scenes (and spectral library) and save it",
         description="Flags after the known ones are ml_collections overrides of the leave-out config",
     )
     command.add_argument("--config", default="leave_out", help="a leave-out config file or the built-in 'leave_out'")
-    command.add_argument("--output", type=Path, required=True, help="the .npz to write (SharedGridPCA.load reads it)")
+    command.add_argument("--output", required=True,
+                         help="a new folder, local or a URI (SharedGridPCA.load reads it)")
     command.add_argument("--code-width", type=positive_int, default=32, help="components kept (default 32)")
     command.set_defaults(run=run_grid_pca_command, overrides=True)
 

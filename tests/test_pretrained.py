@@ -105,7 +105,7 @@ def test_the_wheel_carries_the_weights_and_the_card(tmp_path):
     in_wheel = {name for name in names if name.startswith("hsijax/weights/")}
     in_package = {str(path.relative_to(REPO)) for path in WEIGHTS.parent.rglob("*") if path.is_file()}
     assert in_wheel == in_package and "hsijax/weights/MODEL_CARD.md" in in_wheel
-    assert "hsijax/weights/shared_grid_pca.npz" in in_wheel
+    assert "hsijax/weights/shared_grid_pca/record/metadata" in in_wheel
 
 
 def test_export_writes_a_model_card_from_the_run_records(small_run, tmp_path, capsys):

@@ -256,7 +256,7 @@ def test_the_shipped_grid_pca_loads_offline_nested_and_reconstructs_indian_pines
 
 def test_grid_pca_command_fits_saves_a_loadable_code_and_refuses_bad_output(tmp_path, capsys, data_dir):
     """`hsijax grid-pca` on one prepared scene (no library): the saved code equals a fit in Python
-    on the same spectra, truncated to any width; a directory as --output is one error line."""
+    on the same spectra, truncated to any width; an existing --output is one error line."""
     from hsijax.cli import main
     from hsijax.data.loading import load_scene
     from hsijax.models.linear_code import saved_record
@@ -264,15 +264,17 @@ def test_grid_pca_command_fits_saves_a_loadable_code_and_refuses_bad_output(tmp_
 
     overrides = [f"--config.pretrain.data.data_dir={data_dir}", "--config.pretrain.data.scenes=indian_pines",
                  "--config.spectral_library="]
-    assert main(["grid-pca", "--output", str(tmp_path / "code.npz"), "--code-width", "8", *overrides]) == 0
+    assert main(["grid-pca", "--output", str(tmp_path / "code"), "--code-width", "8", *overrides]) == 0
     assert "wrote" in capsys.readouterr().out
-    saved = SharedGridPCA.load(tmp_path / "code.npz")
+    saved = SharedGridPCA.load(tmp_path / "code")
     scene = load_scene("indian_pines", data_dir)
     spectra = fit_normalization(scene.cube, scene.name).apply(scene.cube).astype(np.float32)
     fitted = SharedGridPCA.fit([(spectra, scene.wavelengths_nm)], 8)
     np.testing.assert_allclose(saved.basis, fitted.basis, atol=1e-6)
-    assert SharedGridPCA.load(tmp_path / "code.npz", 4).code_width == 4
-    assert saved_record(tmp_path / "code.npz")["scenes"] == ["indian_pines"]
-    assert main(["grid-pca", "--output", str(tmp_path), *overrides]) == 2
+    assert SharedGridPCA.load(tmp_path / "code", 4).code_width == 4
+    assert saved_record(tmp_path / "code")["scenes"] == ["indian_pines"]
+    assert main(["grid-pca", "--output", str(tmp_path / "code"), *overrides]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"hsijax grid-pca: error: {tmp_path}: is a directory; give a file path for the output"]
+        f"hsijax grid-pca: error: {tmp_path / 'code'}: already exists; grid-pca saves to a new folder"]
+    with pytest.raises(HsijaxError, match="not a saved shared-grid PCA"):
+        SharedGridPCA.load(tmp_path)

@@ -7,28 +7,30 @@ encoded by least squares on the grid points its sensor covers -- so a VNIR-only 
 its own range, not on zeros -- then decoded on the whole grid and resampled back to its bands.
 Nothing is fitted to the scene being encoded: it is the linear counterpart of the shared encoder.
 
-A fitted code is saved as a small .npz (`save`, `load`). One ships with hsijax
-(`SharedGridPCA.load_pretrained()`, offline): 32 components fitted by ``hsijax grid-pca`` on every
-real scene with wavelengths here plus the USGS library mixtures -- on sensors it never saw, the best
-shared code this project has measured (docs/leave_out). Principal components are nested, so the
-first c of them are the width-c fit.
+A fitted code is saved in Orbax's layout, locally or to a bucket (`save`, `load`). One ships with
+hsijax (`SharedGridPCA.load_pretrained()`, offline): 32 components fitted by ``hsijax grid-pca`` on
+every real scene with wavelengths here plus the USGS library mixtures -- on sensors it never saw,
+the best shared code this project has measured (docs/leave_out). Principal components are nested,
+so the first c of them are the width-c fit.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import orbax.checkpoint as ocp
+from etils import epath
 
 from hsijax.data.shared_grid import GRID_POINTS, from_grid, grid_interpolation, to_grid
-from hsijax.errors import HsijaxError
-from hsijax.files import atomic_output
+from hsijax.errors import HsijaxError, describe
+from hsijax.files import storage_path
+from hsijax.models.saved_model import absl_quiet, new_folder
 
 MAX_PIXELS_PER_SCENE = 20_000  # enough for a 32-component basis; keeps the fit under a second
-SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "shared_grid_pca.npz"
+SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "shared_grid_pca"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,41 +90,47 @@ class SharedGridPCA:
         flat = np.reshape(spectra, (-1, shape[-1]))
         return self.decode(self.encode(flat, wavelengths), wavelengths).reshape(shape).astype(np.float32)
 
-    def save(self, path, record: dict | None = None) -> Path:
-        """Write the code (and ``record``: what it was fitted on, as JSON) to the .npz ``path``,
-        whole or not at all."""
-        with atomic_output(path) as temporary, open(temporary, "wb") as stream:
-            np.savez(stream, mean=self.mean.astype(np.float32), basis=self.basis.astype(np.float32),
-                     record=np.asarray(json.dumps(record or {}, sort_keys=True)))
-        return Path(path)
+    def save(self, directory, record: dict | None = None) -> epath.Path:
+        """Write the code to the new folder ``directory`` (local or an object-store URI) in Orbax's
+        layout, as the shipped network's weights are: ``arrays`` (mean and basis, float32) and
+        ``record`` (JSON: what it was fitted on), written last."""
+        with new_folder(directory) as staging:
+            checkpointer = ocp.StandardCheckpointer()
+            checkpointer.save(staging / "arrays", {"mean": self.mean.astype(np.float32),
+                                                   "basis": self.basis.astype(np.float32)})
+            checkpointer.wait_until_finished()
+            (staging / "record").mkdir()
+            ocp.JsonCheckpointHandler().save(staging / "record", args=ocp.args.JsonSave(record or {}))
+        return storage_path(directory)
 
     @classmethod
-    def load(cls, path, code_width: int | None = None) -> SharedGridPCA:
+    def load(cls, directory, code_width: int | None = None) -> SharedGridPCA:
         """A saved code, its first ``code_width`` components (default: all)."""
+        directory = storage_path(directory)
         try:
-            with np.load(path, allow_pickle=False) as saved:
-                mean, basis = saved["mean"].astype(np.float64), saved["basis"].astype(np.float64)
-        except (OSError, KeyError, ValueError) as error:
-            raise HsijaxError(f"{path}: not a saved shared-grid PCA ({error})") from None
+            with absl_quiet():
+                arrays = ocp.StandardCheckpointer().restore(directory / "arrays")
+            mean, basis = (np.asarray(arrays[key], np.float64) for key in ("mean", "basis"))
+        except Exception as error:  # Orbax and TensorStore raise many types for a missing or damaged folder
+            raise HsijaxError(f"{directory}: not a saved shared-grid PCA ({describe(error)})") from None
         if mean.shape != (GRID_POINTS,) or basis.ndim != 2 or basis.shape[1] != GRID_POINTS:
-            raise HsijaxError(f"{path}: its arrays do not have the shared grid's {GRID_POINTS} points")
+            raise HsijaxError(f"{directory}: its arrays do not have the shared grid's {GRID_POINTS} points")
         width = basis.shape[0] if code_width is None else code_width
         if not 1 <= width <= basis.shape[0]:
-            raise HsijaxError(f"code width {width}: {path} holds 1 to {basis.shape[0]} components")
+            raise HsijaxError(f"code width {width}: {directory} holds 1 to {basis.shape[0]} components")
         return cls(mean, basis[:width])
 
     @classmethod
     def load_pretrained(cls, code_width: int = 16) -> SharedGridPCA:
         """The shipped code (see the module docstring), its first ``code_width`` components (<= 32)."""
-        if not SHIPPED.is_file():
+        if not (SHIPPED / "arrays").is_dir():
             raise HsijaxError(f"{SHIPPED}: the shipped shared-grid PCA is missing from this installation")
         return cls.load(SHIPPED, code_width)
 
 
-def saved_record(path) -> dict:
+def saved_record(directory) -> dict:
     """What a saved code was fitted on (the ``record`` given to `SharedGridPCA.save`)."""
-    with np.load(path, allow_pickle=False) as saved:
-        return json.loads(str(saved["record"]))
+    return ocp.JsonCheckpointHandler().restore(storage_path(directory) / "record")
 
 
 def own_pca_reconstruction(spectra: np.ndarray, code_width: int) -> np.ndarray:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import absl.logging
@@ -165,29 +166,38 @@ def _shapes(tree) -> tuple:
     return structure, tuple(tuple(getattr(leaf, "shape", ())) for leaf in leaves)
 
 
-def save_model(model: Model, directory) -> epath.Path:
-    """Write ``model`` in the layout of one checkpoint step (``state/`` with its parameters,
-    ``model_config/`` and ``checksum/``), so that `load_model`, `SpectralClassifier.from_pretrained`
-    and the ``--checkpoint`` options read it like a pretraining checkpoint.
-
-    Locally the model is written to a hidden sibling renamed into place when complete. An object
-    store has no folder rename (gcsfs would copy every file), so there it is written in place,
-    ``checksum`` last: a save cut short lacks it, and `load_model` refuses a step in object storage
-    without one (locally, older saved models have none).
-    """
+@contextlib.contextmanager
+def new_folder(directory) -> Iterator[epath.Path]:
+    """Where to write the new folder ``directory`` (local or a URI; one already there is
+    `HsijaxError`). Locally: a hidden sibling, renamed into place when the block ends, so a save cut
+    short leaves no folder of that name. In object storage, which has no folder rename (gcsfs would
+    copy every file): the folder itself -- write the item that marks it complete last."""
     directory = storage_path(directory)
     if directory.exists():
-        raise HsijaxError(f"{directory}: already exists")
-    staging = directory if is_uri(directory) else directory.with_name(f".{directory.name}.saving")
-    if staging != directory and staging.exists():  # left by a save that was killed
+        raise HsijaxError(f"{directory}: already exists; this saves to a new folder")
+    if is_uri(directory):
+        yield directory
+        return
+    staging = directory.with_name(f".{directory.name}.saving")
+    if staging.exists():  # left by a save that was killed
         staging.rmtree()
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(staging / "state", {"params": model.variables})
-    checkpointer.wait_until_finished()
-    (staging / "model_config").mkdir()
-    ocp.JsonCheckpointHandler().save(staging / "model_config", args=ocp.args.JsonSave(model.config.to_dict()))
-    (staging / "checksum").mkdir()
-    ocp.JsonCheckpointHandler().save(staging / "checksum", args=ocp.args.JsonSave(checksums({"params": model.variables})))
-    if staging != directory:
-        staging.rename(directory)
-    return directory
+    yield staging
+    staging.rename(directory)
+
+
+def save_model(model: Model, directory) -> epath.Path:
+    """Write ``model`` in the layout of one checkpoint step (``state/`` with its parameters,
+    ``model_config/`` and ``checksum/``, written last), so that `load_model`,
+    `SpectralClassifier.from_pretrained` and the ``--checkpoint`` options read it like a pretraining
+    checkpoint. A step in object storage without its checksum is refused as a save cut short
+    (`new_folder`); locally, older saved models have none."""
+    with new_folder(directory) as staging:
+        checkpointer = ocp.StandardCheckpointer()
+        checkpointer.save(staging / "state", {"params": model.variables})
+        checkpointer.wait_until_finished()
+        (staging / "model_config").mkdir()
+        ocp.JsonCheckpointHandler().save(staging / "model_config", args=ocp.args.JsonSave(model.config.to_dict()))
+        (staging / "checksum").mkdir()
+        ocp.JsonCheckpointHandler().save(staging / "checksum",
+                                         args=ocp.args.JsonSave(checksums({"params": model.variables})))
+    return storage_path(directory)
