@@ -78,13 +78,12 @@ def check_output(path: str | os.PathLike, kind: str = "directory") -> Path:
     only) is returned as an `epath.Path` once its store answered: an unreachable bucket or missing
     credentials are one error here, not a traceback at the first checkpoint."""
     if is_uri(path):
-        located = storage_path(path)
-        if not os.fspath(path).startswith("file://"):
+        path = storage_path(path)  # file:// becomes a local path
+        if is_uri(path):
             if kind != "directory":
-                raise HsijaxError(f"{os.fspath(path)}: give a local file for this output (object storage "
-                                  "holds workdirs and checkpoints)")
-            return _check_uri_directory(located)
-        path = located
+                raise HsijaxError(f"{path}: give a local file for this output (object storage holds workdirs "
+                                  "and checkpoints)")
+            return _check_uri_directory(path)
     path = Path(path).expanduser()
     if kind == "file" and path.is_dir():
         raise HsijaxError(f"{path}: is a directory; give a file path for the output")

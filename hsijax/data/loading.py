@@ -48,7 +48,9 @@ from hsijax.data.storage import (
     build_dataset,
     check_scene_content,
     load_dataset,
+    locked_staging,
     read_scene,
+    remove_abandoned_builds,
     summary_line,
 )
 from hsijax.data.wavelengths import AVIRIS_224_WAVELENGTHS_NM
@@ -233,46 +235,44 @@ def ensure_scene(name: str, data_dir, imports: Mapping[str, str] | None = None) 
 
 def stage_dataset(remote) -> Path:
     """The local copy (under `DATA_CACHE`) of the prepared dataset folder ``remote`` (a URI), copied
-    now when this host has none: into a staging folder renamed when every file is there, so a copy
-    killed half-way is never taken for a dataset, and redone whole the next time."""
+    now when this host has none, into a locked staging folder moved into place when every file is
+    there (`hsijax.data.storage.locked_staging`, as a prepare does): a copy killed half-way is never
+    taken for a dataset, and its leftovers are removed by the next copy."""
     local = DATA_CACHE / os.fspath(remote).replace("://", "/", 1)
     if (local / "dataset_info.json").is_file():
         return local
+    cache_dir, name = local.parents[1], local.parent.name
     try:
         if not (remote / "dataset_info.json").exists():
             raise HsijaxError(f"{remote}: no prepared dataset there (prepare or import it locally, then copy "
                               f"its data dir to {remote.parents[1]})")
         files = [f for f in remote.iterdir() if not f.is_dir()]
-        staging = local.with_name(f".{local.name}.staging-{os.getpid()}")
-        remove_dead_staging(local)
-        staging.mkdir(parents=True)
-        for file in files:
-            with file.open("rb") as source, open(staging / file.name, "wb") as target:
-                shutil.copyfileobj(source, target, 16 * 2**20)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        remove_abandoned_builds(cache_dir)
+        staging, lock = locked_staging(cache_dir, name)
     except HsijaxError:
         raise
     except Exception as error:  # fsspec backends raise their own types (no credentials, no network)
         raise HsijaxError(f"{remote}: cannot be copied to {local} ({describe(error)})") from None
     try:
-        staging.rename(local)
-    except OSError:  # another process on this host staged it first: use that copy
+        copy = staging / name / VERSION
+        copy.mkdir(parents=True)
+        for file in files:
+            with file.open("rb") as source, open(copy / file.name, "wb") as target:
+                shutil.copyfileobj(source, target, 16 * 2**20)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            copy.rename(local)
+        except OSError:  # another process on this host staged it first: use that copy
+            if not (local / "dataset_info.json").is_file():
+                raise
+    except Exception as error:  # as above
+        raise HsijaxError(f"{remote}: cannot be copied to {local} ({describe(error)})") from None
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        if not (local / "dataset_info.json").is_file():
-            raise
+        os.close(lock)
     print(f"hsijax: copied {remote} to {local}", file=sys.stderr, flush=True)
     return local
-
-
-def remove_dead_staging(local: Path) -> None:
-    """Remove the staging folders of ``local`` left by copies whose process no longer runs."""
-    for folder in local.parent.glob(f".{local.name}.staging-*"):
-        pid = int(folder.name.rsplit("-", 1)[1])
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except PermissionError:  # alive, another user's
-            pass
 
 
 def load_scene(name: str, data_dir=DEFAULT_DATA_DIR, imports: Mapping[str, str] | None = None) -> Scene:

@@ -244,7 +244,7 @@ def prepare_staged(name: str, data_dir, make_builder, overwrite: bool = True, af
     created = [p for p in (_first_missing(data_dir), data_dir / "downloads") if p is not None and not p.exists()]
     data_dir.mkdir(parents=True, exist_ok=True)
     remove_abandoned_builds(data_dir)
-    staging, lock = _locked_staging(data_dir, name)
+    staging, lock = locked_staging(data_dir, name)
     try:
         # TFDS prints "Downloading and preparing ..." naming the staging folder: not for users.
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
@@ -266,7 +266,7 @@ def prepare_staged(name: str, data_dir, make_builder, overwrite: bool = True, af
     return target
 
 
-def _locked_staging(data_dir: Path, name: str) -> tuple[Path, int]:
+def locked_staging(data_dir: Path, name: str) -> tuple[Path, int]:
     """A new ``data_dir/.building-NAME-*`` folder and a descriptor holding an exclusive lock on it.
 
     The folder is created under another name and renamed once locked, so `remove_abandoned_builds`
