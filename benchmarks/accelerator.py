@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import compiled_flops, finish, machine, parser, seconds_per_call, table
+from common import finish, machine, parser, seconds_per_call, table
 
 PRECISIONS = {"float32": "highest", "tf32": "tensorfloat32", "bfloat16": "bfloat16"}
 CODE_ERROR_LIMIT = 1e-2  # 99th-percentile relative code error a faster precision may add
@@ -108,35 +108,21 @@ def chunk_sweep(pixels: int, rows_options: tuple[int, ...]) -> list[dict]:
 
 def training_rows(rows_per_step: int, repeats: int, rates: dict[str, float],
                   precisions=tuple(PRECISIONS)) -> list[dict]:
-    """Training-step pixels/s and share of the matmul rate of the same precision."""
-    import jax
-    import optax
+    """Training-step pixels/s (`benchmarks/train.py`'s timing of hsijax's step) and its share of the
+    matmul rate of the same precision."""
+    from train import batch_of, jax_step_rate
 
     from hsijax.models.autoencoder import create_model
-    from hsijax.spectral import make_batch
-    from hsijax.train.mesh import make_mesh
-    from hsijax.train.step import make_train_step
 
     model = create_model(code_width=16, decoder="conditioned", seed=0)
-    spectra = np.random.default_rng(200).random((rows_per_step, 200), np.float32)
-    batch = jax.device_put(make_batch(spectra, None, model.config.buckets))
+    batch = batch_of(200, rows_per_step, model.config.buckets)
     result = []
     for name in precisions:
         with matmul_precision(name):
-            optimizer = optax.adam(1e-3)
-            step = make_train_step(model.module, optimizer, 1e-6, make_mesh())
-            state = {"params": jax.device_put(jax.tree.map(np.array, model.variables))}  # fresh buffers: donated
-            state["opt_state"] = optimizer.init(state["params"])
-            flops = compiled_flops(step, state["params"], state["opt_state"], batch)
-
-            def one_step():
-                state["params"], state["opt_state"], mse = step(state["params"], state["opt_state"], batch)
-                mse.block_until_ready()
-
-            seconds = seconds_per_call(one_step, repeats, warmup=2)
-        tflop_s = flops / seconds / 1e12
-        result.append({"precision": name, "batch": rows_per_step, "train_px_s": rows_per_step / seconds,
-                       "mflop_per_px": flops / rows_per_step / 1e6, "tflop_s": tflop_s,
+            pixels_per_second, flops_per_pixel = jax_step_rate(model, batch, repeats)
+        tflop_s = pixels_per_second * flops_per_pixel / 1e12
+        result.append({"precision": name, "batch": rows_per_step, "train_px_s": pixels_per_second,
+                       "mflop_per_px": flops_per_pixel / 1e6, "tflop_s": tflop_s,
                        "share_of_matmul_rate": tflop_s / rates[name]})
     return result
 
