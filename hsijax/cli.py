@@ -23,8 +23,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-CHECKPOINT_HELP = ("a pretraining workdir, one checkpoint step (local or a URI: gs://BUCKET/RUN), or 'pretrained' "
-                   "(the weights shipped with hsijax)")
+CHECKPOINT_HELP = ("a pretraining workdir, one checkpoint step (local or a URI: gs://BUCKET/RUN), or a shipped "
+                   "model: 'pretrained' (the linear network on the wavelength grid) or 'poster' (the poster's CNN)")
 
 
 def fraction(text: str) -> float:
@@ -367,6 +367,14 @@ def add_grid_pca(subparsers) -> None:
     command.add_argument("--output", required=True,
                          help="a new folder, local or a URI (SharedGridPCA.load reads it)")
     command.add_argument("--code-width", type=positive_int, default=32, help="components kept (default 32)")
+    command.add_argument("--network", type=Path, help="also save the linear network on the wavelength grid "
+                         "(its first --network-width components) to this new folder: a --checkpoint")
+    command.add_argument("--network-width", type=positive_int, default=16, help="the network's code width (default 16)")
+    command.add_argument("--card", type=Path, help="also write the network's model card (Markdown)")
+    command.add_argument("--leave-out", type=Path, metavar="WORKDIR",
+                         help="an `hsijax leave-out` workdir of the linear network, whose unseen-scene scores go on the card")
+    command.add_argument("--classification", type=Path, nargs="*", default=[], metavar="DIR",
+                         help="`hsijax classify --out` folders whose scores go on the card")
     command.set_defaults(run=run_grid_pca_command, overrides=True)
 
 
@@ -374,8 +382,13 @@ def run_grid_pca_command(args) -> str:
     from hsijax.configs import LEAVE_OUT, load_config
     from hsijax.experiments.grid_pca import fit_grid_pca
 
-    pca, _ = fit_grid_pca(load_config(args.config, args.overrides, builtins=LEAVE_OUT), args.output, args.code_width)
-    return f"wrote {args.output}: {pca.code_width} components on the {pca.mean.size}-point shared grid"
+    config = load_config(args.config, args.overrides, builtins=LEAVE_OUT)
+    pca, _ = fit_grid_pca(config, args.output, args.code_width, args.network, args.network_width, args.card,
+                          args.classification, args.leave_out)
+    lines = [f"wrote {args.output}: {pca.code_width} components on the {pca.mean.size}-point shared grid"]
+    if args.network:
+        lines.append(f"wrote {args.network}: the linear network, code width {args.network_width}")
+    return "\n".join(lines + ([f"wrote {args.card}"] if args.card else []))
 
 
 def run_leave_out_command(args) -> str:

@@ -133,3 +133,22 @@ def test_an_unknown_field_is_one_line(tmp_path, capsys):
     assert main(["leave-out", "--workdir", str(tmp_path / "w"), "--config.nope=1"]) != 0
     err = capsys.readouterr().err.strip()
     assert "unknown config field" in err and len(err.splitlines()) == 1
+
+
+def test_the_linear_network_is_fitted_per_cell_by_its_shipping_recipe_and_scored_like_a_network(study, tmp_path):
+    """With ``model.network=linear`` a cell fits the grid PCA of its scenes plus the library (no
+    pretraining) and saves it as its model; its row then equals that PCA's at the same width."""
+    root, _ = study
+    args = ["leave-out", "--config", str(root / "config.py"), "--workdir", str(tmp_path / "work"),
+            "--report", str(tmp_path / "page"), "--no-progress", "--config.left_out=labelled",
+            "--config.labelled_scenes=", "--config.pretrain.model.axis=wavelength_grid",
+            "--config.pretrain.model.network=linear", "--config.pretrain.model.code_width=4"]
+    assert main(args) == 0
+    cell = tmp_path / "work" / "without_labelled"
+    assert (cell / "model" / "state").is_dir() and not (cell / "checkpoints").exists()
+    rows = json.loads((cell / "reconstruct" / "labelled.json").read_text())["rows"]
+    assert rows["network"]["mpsnr_db"] == pytest.approx(rows["grid_pca_library_c4"]["mpsnr_db"], abs=0.05)
+    codes = json.loads((cell / "codes_vs_spectra" / "labelled_10pct.json").read_text())["results"]["svm"]
+    assert codes["network codes"]["oa"]["mean"] == pytest.approx(codes["grid PCA + library codes"]["oa"]["mean"],
+                                                                  abs=0.02)
+    assert "the linear network on the wavelength grid" in (tmp_path / "page" / "README.md").read_text()

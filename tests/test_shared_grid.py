@@ -256,7 +256,9 @@ def test_the_shipped_grid_pca_loads_offline_nested_and_reconstructs_indian_pines
 
 def test_grid_pca_command_fits_saves_a_loadable_code_and_refuses_bad_output(tmp_path, capsys, data_dir):
     """`hsijax grid-pca` on one prepared scene (no library): the saved code equals a fit in Python
-    on the same spectra, truncated to any width; an existing --output is one error line."""
+    on the same spectra, truncated to any width; ``--network`` saves its first components as the
+    linear network with its card; an existing output and bad options are one error line each,
+    before anything is written."""
     from hsijax.cli import main
     from hsijax.data.loading import load_scene
     from hsijax.models.linear_code import saved_record
@@ -264,9 +266,15 @@ def test_grid_pca_command_fits_saves_a_loadable_code_and_refuses_bad_output(tmp_
 
     overrides = [f"--config.pretrain.data.data_dir={data_dir}", "--config.pretrain.data.scenes=indian_pines",
                  "--config.spectral_library="]
-    assert main(["grid-pca", "--output", str(tmp_path / "code"), "--code-width", "8", *overrides]) == 0
+    assert main(["grid-pca", "--output", str(tmp_path / "code"), "--code-width", "8", *overrides,
+                 "--network", str(tmp_path / "network"), "--network-width", "4", "--card", str(tmp_path / "card.md")]) == 0
     assert "wrote" in capsys.readouterr().out
     saved = SharedGridPCA.load(tmp_path / "code")
+    network = hsijax.load_model(tmp_path / "network")
+    assert network.config.network == "linear" and network.config.code_width == 4
+    np.testing.assert_allclose(np.asarray(network.variables["params"]["encoder"]["basis"]), saved.basis[:4], atol=1e-7)
+    card = (tmp_path / "card.md").read_text()
+    assert "code width 4" in card and f"{network.parameter_count:,} parameters" in card and "| indian_pines | AVIRIS |" in card
     scene = load_scene("indian_pines", data_dir)
     spectra = fit_normalization(scene.cube, scene.name).apply(scene.cube).astype(np.float32)
     fitted = SharedGridPCA.fit([(spectra, scene.wavelengths_nm)], 8)
@@ -275,6 +283,49 @@ def test_grid_pca_command_fits_saves_a_loadable_code_and_refuses_bad_output(tmp_
     assert saved_record(tmp_path / "code")["scenes"] == ["indian_pines"]
     assert main(["grid-pca", "--output", str(tmp_path / "code"), *overrides]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"hsijax grid-pca: error: {tmp_path / 'code'}: already exists; grid-pca saves to a new folder"]
+        f"hsijax grid-pca: error: {tmp_path / 'code'}: already exists; grid-pca saves the code to a new folder"]
+    for bad, message in (([ "--network", str(tmp_path / "network")], "grid-pca saves the network to a new folder"),
+                         (["--card", str(tmp_path / "c.md")], "--card describes the network: give --network too"),
+                         (["--network", str(tmp_path / "n2"), "--network-width", "40"], "must be 1 to --code-width 32"),
+                         (["--network", str(tmp_path / "n2"), "--card", str(tmp_path / "c.md"), "--leave-out",
+                           str(tmp_path)], "no finished leave-out cell")):
+        assert main(["grid-pca", "--output", str(tmp_path / "other"), *overrides, *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+        assert not (tmp_path / "other").exists() and not (tmp_path / "n2").exists()
     with pytest.raises(HsijaxError, match="not a saved shared-grid PCA"):
         SharedGridPCA.load(tmp_path)
+
+
+def test_the_linear_network_is_the_grid_pca_in_network_form_and_fine_tunes_in_a_classifier():
+    """`SharedGridPCA.to_model`: the same codes and reconstructions through `hsijax.encode` (float32
+    normal equations against float64 least squares), on a full-range and a VNIR-only sensor, one
+    compilation per bucket; the classifier adopts its basis and its gradients reach it."""
+    import jax
+
+    from hsijax.models.classifier import SpectralClassifier
+    from hsijax.models.inference import encode, reconstruct
+
+    rng = np.random.default_rng(12)
+    wavelengths = {"full": np.linspace(400, 2500, 200), "vnir": np.linspace(380, 1050, 48)}
+    scenes = [(np.clip(np.cumsum(rng.normal(size=(300, len(w))), axis=-1) * 0.02 + 0.5, 0, 1), w)
+              for w in wavelengths.values()]
+    pca = SharedGridPCA.fit(scenes, 6)
+    model = pca.to_model()
+    assert model.config.network == "linear" and model.parameter_count == 7 * 440
+    with count_compilations() as compiled:
+        for spectra, bands in scenes:
+            np.testing.assert_allclose(encode(model, spectra, bands), pca.encode(spectra, bands), rtol=1e-3, atol=2e-3)
+            np.testing.assert_allclose(reconstruct(model, spectra, bands), pca.reconstruct(spectra, bands), atol=1e-4)
+    assert compiled() == 4  # encode and reconstruct, at buckets 256 and 64
+    with pytest.raises(HsijaxError, match='network "linear" needs axis "wavelength_grid"'):
+        create_model(8, network="linear")
+
+    spectra, bands = scenes[1]
+    classifier, variables = SpectralClassifier.from_model(model, 3, band_count=48, wavelengths=bands)
+    np.testing.assert_array_equal(variables["params"]["encoder"]["basis"], model.variables["params"]["encoder"]["basis"])
+    padded = make_batch(spectra[:8].astype(np.float32), bands, (64,)).spectra
+    gradient = jax.grad(lambda params: classifier.apply({"params": params}, padded).sum())(variables["params"])
+    assert np.abs(np.asarray(gradient["encoder"]["basis"])).max() > 0
+    with pytest.raises(HsijaxError, match="needs the spectra's band count"):
+        SpectralClassifier(model.config, 3).init_variables()

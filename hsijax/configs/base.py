@@ -15,8 +15,8 @@ from hsijax.models.autoencoder import ModelConfig
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
-    # Start from a saved model instead of random weights (a workdir, a step, or "pretrained": the
-    # shipped weights, whose model config must then be this one); a run that resumes ignores it.
+    # Start from a saved model instead of random weights (a workdir, a step, or a shipped model:
+    # "pretrained", "poster"), whose network overrules config.model; a run that resumes ignores it.
     config.init_from = ""
     config.model = ModelConfig(decoder="conditioned").to_dict()
     config.model.buckets = tuple(config.model.buckets)

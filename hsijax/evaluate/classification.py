@@ -32,7 +32,7 @@ from hsijax.evaluate.splits import stratified_split, training_counts, validation
 from hsijax.files import check_output, write_json_atomic
 from hsijax.metrics import classification_scores, mean_and_std
 from hsijax.models.autoencoder import Model, ModelConfig
-from hsijax.models.classifier import SpectralClassifier, predict
+from hsijax.models.classifier import SpectralClassifier, as_wavelengths, predict
 from hsijax.models.inference import encode
 from hsijax.models.saved_model import load_model
 from hsijax.spectral import check_band_count, fit_normalization, pad_to_bucket
@@ -87,29 +87,30 @@ def network_config(pretrained: Model | None) -> ModelConfig:
     return pretrained.config if pretrained else ModelConfig()
 
 
-def network_for(method: str, pretrained: Model | None, num_classes: int, seed: int, band_count: int):
+def network_for(method: str, pretrained: Model | None, num_classes: int, seed: int, band_count: int,
+                wavelengths=None):
     """(classifier, initial variables) of ``pretrained`` or ``scratch``, the same architecture."""
     if method == "pretrained":
-        return SpectralClassifier.from_model(pretrained, num_classes, seed, band_count)
-    classifier = SpectralClassifier(network_config(pretrained), num_classes, band_count)
+        return SpectralClassifier.from_model(pretrained, num_classes, seed, band_count, wavelengths)
+    classifier = SpectralClassifier(network_config(pretrained), num_classes, band_count, as_wavelengths(wavelengths))
     return classifier, classifier.init_variables(seed)
 
 
 def run_method(method: str, settings: ClassifySettings, pretrained: Model | None, spectra: np.ndarray,
                padded: np.ndarray, labels: np.ndarray, train: np.ndarray,
-               seed: int) -> tuple[np.ndarray, int | None]:
+               seed: int, wavelengths=None) -> tuple[np.ndarray, int | None]:
     """(predicted labels (1-based) for every pixel, the fine-tuning step kept or None for the SVM)
     after training on pixels ``train``.
 
     ``spectra`` (P, b) feed the SVM, ``padded`` (P, B) the same spectra padded to their bucket
-    feed the networks.
+    feed the networks; ``wavelengths`` (b,) their band centres (nm) or None.
     """
     classes = np.unique(labels[labels > 0])
     targets = np.searchsorted(classes, labels)
     if method == "svm":
         return classes[fit_svm(spectra[train], targets[train], seed).predict(spectra)], None
     fit, validate = validation_split(labels, train, settings.validation_fraction, seed)
-    classifier, variables = network_for(method, pretrained, len(classes), seed, spectra.shape[-1])
+    classifier, variables = network_for(method, pretrained, len(classes), seed, spectra.shape[-1], wavelengths)
     tuned = fine_tune(classifier, variables, padded[fit], targets[fit], settings.steps,
                       learning_rate=settings.learning_rate, seed=seed,
                       validation=(padded[validate], targets[validate]) if len(validate) else None,
@@ -118,12 +119,12 @@ def run_method(method: str, settings: ClassifySettings, pretrained: Model | None
 
 
 def spatial_features(method: str, spectra: np.ndarray, shape: tuple[int, int] | None, pretrained: Model | None,
-                     windows: tuple[int, ...]) -> dict[int, np.ndarray]:
+                     windows: tuple[int, ...], wavelengths=None) -> dict[int, np.ndarray]:
     """{window: features of every pixel} for a spatial method: the neighbourhood of each pixel's
     code (``spatial_pretrained``) or spectrum (``spatial_svm``), see `hsijax.evaluate.spatial`."""
     if shape is None:
         raise HsijaxError(f"{method} needs the image's height and width")
-    per_pixel = encode(pretrained, spectra) if method == "spatial_pretrained" else spectra
+    per_pixel = encode(pretrained, spectra, wavelengths) if method == "spatial_pretrained" else spectra
     return features_by_window(per_pixel.reshape(*shape, -1), windows)
 
 
@@ -137,13 +138,15 @@ def run_spatial_method(features: dict[int, np.ndarray], labels: np.ndarray, trai
 
 def run_classification(spectra: np.ndarray, labels: np.ndarray, settings: ClassifySettings,
                        pretrained: Model | None = None, progress=None,
-                       shape: tuple[int, int] | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+                       shape: tuple[int, int] | None = None,
+                       wavelengths=None) -> tuple[dict, dict[str, np.ndarray]]:
     """(report, {method: predictions of seed 0}) for normalised ``spectra`` (P, b), ``labels`` (P,);
-    the spatial methods need the image's ``shape`` (H, W) with H * W = P. Without a ``pretrained``
+    the spatial methods need the image's ``shape`` (H, W) with H * W = P; ``wavelengths`` (b,), band
+    centres in nm, place spectra on a wavelength-grid network's axis. Without a ``pretrained``
     model only the methods that need none run."""
     methods = [m for m in METHODS if m in settings.methods and (m not in NEEDS_CHECKPOINT or pretrained)]
     padded, _ = pad_to_bucket(spectra, network_config(pretrained).buckets)
-    spatial = {m: spatial_features(m, spectra, shape, pretrained, settings.windows)
+    spatial = {m: spatial_features(m, spectra, shape, pretrained, settings.windows, wavelengths)
                for m in methods if m in SPATIAL_METHODS}
     per_seed = {m: [] for m in methods}
     maps = {}
@@ -154,7 +157,8 @@ def run_classification(spectra: np.ndarray, labels: np.ndarray, settings: Classi
                 predicted, window = run_spatial_method(spatial[method], labels, train, seed)
                 choice = {"step": None, "window": window}
             else:
-                predicted, step = run_method(method, settings, pretrained, spectra, padded, labels, train, seed)
+                predicted, step = run_method(method, settings, pretrained, spectra, padded, labels, train, seed,
+                                             wavelengths)
                 choice = {"step": step}
             per_seed[method].append({**classification_scores(labels[test], predicted[test]), **choice})
             if seed == 0:
@@ -178,7 +182,7 @@ def classify_scene(scene: Scene, settings: ClassifySettings, out: Path, pretrain
     spectra = fit_normalization(scene.cube, scene.name).apply(scene.cube.reshape(-1, bands))
     labels = scene.labels.reshape(-1)
     report, maps = run_classification(spectra.astype(np.float32), labels, settings, pretrained, progress,
-                                      shape=scene.cube.shape[:2])
+                                      shape=scene.cube.shape[:2], wavelengths=scene.wavelengths_nm)
     report = {"dataset": scene.name, "bands": int(bands), **report}
     write_json_atomic(out / "metrics.json", report)
     classification_maps(maps, labels, scene.cube.shape[:2], out)

@@ -4,9 +4,10 @@ Indian Pines comes from the tensorly wheel and the weights from the package, so 
 fresh machine with no download; ``--scene NAME`` adds prepared (or catalogued) scenes to the
 pretraining. Steps:
 
-1. the shipped weights (`hsijax.load_pretrained()`) encode every pixel to its shared code and
-   reconstruct the whole image (MPSNR, MSSIM, figures) -- Indian Pines was among their pretraining
-   scenes; `hsijax leave-out` measures scenes the weights never saw;
+1. the shipped network (`hsijax.load_pretrained()`, the linear network on the wavelength grid)
+   encodes every pixel to its shared code and reconstructs the whole image (MPSNR, MSSIM, figures)
+   -- Indian Pines was among the scenes it was fitted on; `hsijax leave-out` measures scenes it
+   never saw;
 2. few-label classification at 5 % over 3 seeds: the shipped encoder fine-tuned, the same network
    from scratch, and an RBF SVM, on identical splits (tables and classification maps);
 3. a short pretraining of both decoders on the same pixels and seed (`hsijax.pretrain`, the loop
@@ -115,8 +116,8 @@ def shipped_weights(settings: DemoSettings, scene) -> dict:
         workdir / "classification", model, progress=print_progress,
     )
     return {
-        "model": {"decoder": model.config.decoder, "code_width": model.config.code_width,
-                  "parameters": model.parameter_count},
+        "model": {"network": model.config.network, "description": model.config.description,
+                  "code_width": model.config.code_width, "parameters": model.parameter_count},
         "encoding": {"pixels": int(codes.shape[0]), "code_width": int(codes.shape[1]),
                      "seconds": encode_seconds, "pixels_per_second": codes.shape[0] / encode_seconds},
         "reconstruction": {k: v for k, v in reconstruction.items() if k != "per_band_psnr_db"},
@@ -165,9 +166,9 @@ def format_report(report: dict) -> str:
     return "\n".join([
         "# hsijax demo report", "",
         f"{report['date']}, {report['machine']}. Settings: {report['settings']}.", "",
-        "## 1. The shipped weights on Indian Pines", "",
-        f"`hsijax.load_pretrained()`: {model['decoder']} decoder, code width {model['code_width']}, "
-        f"{model['parameters']:,} parameters (Indian Pines was among their pretraining scenes). "
+        "## 1. The shipped network on Indian Pines", "",
+        f"`hsijax.load_pretrained()`: {model['description']}, code width {model['code_width']}, "
+        f"{model['parameters']:,} parameters (Indian Pines was among the scenes it was fitted on). "
         f"Encoded {encoding['pixels']:,} pixels to {encoding['code_width']}-number codes in "
         f"{encoding['seconds']:.2f} s ({encoding['pixels_per_second']:,.0f} pixels/s).", "",
         f"Whole-image reconstruction, {recon['bands']} bands: MPSNR {recon['mpsnr_db']:.2f} dB, MSSIM "

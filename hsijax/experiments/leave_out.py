@@ -16,6 +16,11 @@ never appear in the left-out tables -- then the left-out scene is scored against
 Then codes vs spectra for RX anomaly detection on the anomaly scenes, with the model pretrained
 without the classification scene (those scenes are AVIRIS, in its pretraining, labels unused).
 
+The network is the config's ``pretrain.model``: a CNN is pretrained by the training loop; the linear
+network on the wavelength grid (``network="linear"``, the shipped `load_pretrained()`) is fitted in
+closed form by the recipe it ships with -- the grid PCA of the cell's scenes plus the spectral
+library -- and saved as the cell's ``model``, then scored like any network.
+
 Each result is a JSON file written whole and kept, so the command resumes where it stopped;
 `write_report` renders the page (tables and a figure) from what is on disk.
 """
@@ -39,7 +44,7 @@ from hsijax.files import check_output, write_json_atomic, write_text_atomic
 from hsijax.metrics import mean_and_std, per_band_psnr, per_band_ssim
 from hsijax.models.inference import encode
 from hsijax.models.linear_code import SharedGridPCA, own_pca_reconstruction
-from hsijax.models.saved_model import load_model
+from hsijax.models.saved_model import load_model, save_model
 from hsijax.spectral import fit_normalization
 from hsijax.train.loop import train
 
@@ -101,23 +106,44 @@ def grid_pca_scenes(config, left_out: str, scene) -> list[Scene]:
     return [scene(name) for name in pretraining_scenes(config, left_out) if scene(name).wavelengths_nm is not None]
 
 
+def is_linear(config) -> bool:
+    return config.pretrain.model.get("network", "cnn") == "linear"
+
+
+def network_directory(config, workdir: Path) -> Path:
+    """Where a cell's network lies: its pretraining workdir, or the linear network's saved model."""
+    return workdir / "model" if is_linear(config) else workdir
+
+
+def fit_linear_network(config, fitted: list[Scene], directory: Path) -> None:
+    """The linear network of a cell: the shipped recipe (grid PCA of ``fitted`` plus the library
+    when there is one) at the config's code width and buckets, saved to ``directory``."""
+    sets = linear_fit_sets(config, fitted)
+    pca = SharedGridPCA.fit(sets.get("grid_pca_library", sets["grid_pca"]), int(config.pretrain.model.code_width),
+                            seed=config.pretrain.seed)
+    save_model(pca.to_model(buckets=tuple(config.pretrain.model.buckets)), directory)
+
+
 def run_cell(config, left_out: str, workdir: Path, scene, progress: bool) -> None:
     """Pretrain without ``left_out`` and score it (and the validation scenes) in ``workdir``."""
     steps = config.pretrain.train.steps
     pretrain = config.pretrain.copy_and_resolve_references()
     pretrain.data.scenes = ",".join(pretraining_scenes(config, left_out))
-    if not (workdir / "checkpoints" / str(steps)).is_dir():
+    fitted = grid_pca_scenes(config, left_out, scene)
+    if is_linear(config) and not network_directory(config, workdir).is_dir():
+        say(f"without {left_out}: fitting the linear network on {', '.join(s.name for s in fitted)}")
+        fit_linear_network(config, fitted, network_directory(config, workdir))
+    elif not is_linear(config) and not (workdir / "checkpoints" / str(steps)).is_dir():
         say(f"without {left_out}: pretraining {steps} steps on {pretrain.data.scenes}")
         summary = train(pretrain, workdir, progress=progress)
         say(f"without {left_out}: pretrained in {summary.seconds:.0f} s")
     model = None
-    fitted = grid_pca_scenes(config, left_out, scene)
     linear = None
     for name in [left_out, *names(config.validation_scenes)]:
         out = workdir / "reconstruct" / f"{name}.json"
         if out.is_file():
             continue
-        model = model or load_model(workdir)
+        model = model or load_model(network_directory(config, workdir))
         linear = linear or {f"{prefix}_c{w}": SharedGridPCA.fit(sets, w)
                             for prefix, sets in linear_fit_sets(config, fitted).items()
                             for w in map(int, names(config.code_widths))}
@@ -154,7 +180,7 @@ def codes_vs_spectra(config, target: Scene, workdir: Path, fitted: list[Scene]) 
         out = workdir / "codes_vs_spectra" / f"{target.name}_{fraction * 100:g}pct.json"
         if out.is_file():
             continue
-        features = features or code_features(config, target, load_model(workdir), fitted)
+        features = features or code_features(config, target, load_model(network_directory(config, workdir)), fitted)
         results = compare_features(features, target.labels.reshape(-1), fraction, config.classify.seeds,
                                    progress=lambda line: say(f"{target.name} {line}"))
         summary = {classifier: {name: {"oa": mean_and_std([r["oa"] for r in runs]),
@@ -192,11 +218,12 @@ def run_leave_out(config, workdir, progress: bool = True) -> None:
         codes_vs_spectra(config, scene(name), workdir / f"without_{cell}", grid_pca_scenes(config, cell, scene))
     classified = workdir / f"without_{config.classify.dataset}"
     if classified.is_dir():
-        anomaly_detection(config, classified, workdir / "anomaly_rx_auc.json", scene)
+        network = network_directory(config, classified)
+        anomaly_detection(config, network, workdir / "anomaly_rx_auc.json", scene)
         if config.classify.fine_tune:
             for fraction in map(float, names(config.classify.fractions)):
                 classify(config, workdir / "fine_tune" / fraction_folder(fraction), ("pretrained", "scratch", "svm"),
-                         fraction, classified, "fine-tuning", scene)
+                         fraction, network, "fine-tuning", scene)
 
 
 def write_report(config, workdir, report_dir) -> Path:

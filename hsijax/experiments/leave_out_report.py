@@ -197,6 +197,22 @@ def reconstruction_figure(results: dict[str, dict], report_dir: Path, network_wi
     return save_atomic(figure, report_dir / "reconstruction.png")
 
 
+def network_description(pretrain) -> str:
+    """What the page's network is and how each cell got it."""
+    if pretrain.model.get("network", "cnn") == "linear":
+        return ("the linear network on the wavelength grid (`model.network=linear`, what `hsijax.load_pretrained()` "
+                "ships), fitted in closed form by its shipping recipe: the grid PCA of the pretraining scenes plus "
+                "the USGS library below")
+    return (f"{pretrain.train.steps} steps of {pretrain.train.batch_size} pixels, `{pretrain.model.decoder}` decoder, "
+            f"axis `{pretrain.model.get('axis', 'bands')}`")
+
+
+def library_use(pretrain) -> str:
+    if pretrain.model.get("network", "cnn") == "linear":
+        return "which the linear network is fitted on as well (so its rows and that PCA's agree, up to float32)"
+    return "which the network does not see"
+
+
 def render(config, workdir: Path, report_dir: Path) -> str:
     width = int(config.pretrain.model.code_width)
     results = reconstruction_results(config, workdir)
@@ -208,13 +224,12 @@ def render(config, workdir: Path, report_dir: Path) -> str:
         "Written by `hsijax leave-out` (`hsijax/configs/leave_out.py`, `hsijax/experiments/leave_out.py`); "
         "every number is read from the command's JSON files.",
         "",
-        f"Each column is a scene pretraining never saw: {pretrain.train.steps} steps of {pretrain.train.batch_size} "
-        f"pixels, `{pretrain.model.decoder}` decoder, axis `{pretrain.model.get('axis', 'bands')}`, on "
+        f"Each column is a scene pretraining never saw: {network_description(pretrain)}, on "
         f"`{pretrain.data.scenes}` minus that scene and minus the validation scenes "
         f"`{config.validation_scenes}`. The shared wavelength-grid PCA is fitted on the same pretraining scenes "
         "(those with wavelengths), resampled onto one 5-nm grid; the second grid PCA adds the USGS spectral library "
         f"(`{Path(config.spectral_library).name}`, complete ASD spectra and {config.library_mixtures:,} random "
-        "three-material mixtures), which the network does not see; own PCA is fitted on the scene itself.",
+        f"three-material mixtures), {library_use(pretrain)}; own PCA is fitted on the scene itself.",
         "",
         "## Reconstruction",
         "",

@@ -17,7 +17,7 @@ from hsijax.errors import HsijaxError
 from hsijax.evaluate.classification import SPATIAL_METHODS, format_classification
 from hsijax.files import check_output, is_uri, write_text_atomic
 from hsijax.models.autoencoder import Model
-from hsijax.models.saved_model import WEIGHTS, load_model, newest_step_directory, save_model
+from hsijax.models.saved_model import SHIPPED, load_model, newest_step_directory, save_model
 from hsijax.train.metrics_log import read_metrics
 
 
@@ -73,10 +73,10 @@ def scene_rows(train: dict, final_eval: dict) -> list[str]:
     return rows
 
 
-def classification_section(reports: list[dict]) -> list[str]:
+def classification_section(reports: list[dict], command: str = "hsijax export") -> list[str]:
     """One table per report, after a line on what each method is."""
     if not reports:
-        return ["No classification report was given to `hsijax export --classification`.", ""]
+        return [f"No classification report was given to `{command} --classification`.", ""]
     methods = {method for report in reports for method in report["methods"]}
     lines = ["`pretrained`: these weights' encoder fine-tuned with a head on single spectra, the poster's "
              "classifier (`scratch`: the same network from random weights; `svm`: an RBF SVM on the spectra)."]
@@ -99,12 +99,12 @@ def render(model: Model, workdir: Path, step_directory: Path, reports: list[dict
     final_eval = evals[-1] if evals else {}
     rates = [r["pixels_per_second"] for r in records if r["kind"] == "train" and "pixels_per_second" in r]
     config, optim, steps = model.config, train["optim"], train["train"]
-    shipped = exported_to.resolve() == WEIGHTS.resolve()
+    shipped = next((name for name, folder in SHIPPED.items() if exported_to.resolve() == folder.resolve()), None)
     return "\n".join([
-        f"# Model card: {'the shipped shared encoder' if shipped else exported_to.name}",
+        f"# Model card: {f'the shipped {shipped!r} model' if shipped else exported_to.name}",
         "",
-        ("Loaded by `hsijax.load_pretrained()` and by `--checkpoint pretrained` in every command. " if shipped
-         else f"Loaded by `hsijax.load_model(\"{exported_to.name}\")` and `--checkpoint {exported_to.name}`. ")
+        (f"Loaded by `hsijax.load_pretrained(\"{shipped}\")` and by `--checkpoint {shipped}` in every command. "
+         if shipped else f"Loaded by `hsijax.load_model(\"{exported_to.name}\")` and `--checkpoint {exported_to.name}`. ")
         + f"Written by `hsijax export` from `{workdir.name}` step {step_directory.name}.",
         "",
         "## Model",

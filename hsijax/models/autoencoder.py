@@ -27,6 +27,14 @@ sensor covers (`hsijax.data.shared_grid`), the encoder sees (value, covered) per
 pools only covered positions, the decoder is conditioned on the grid wavelength and its output is
 interpolated back to the spectrum's band centres. Bucket lengths still shape the inputs, so it
 compiles once per bucket like the band network.
+
+The linear network (``network="linear"``, on the grid only) replaces both CNNs by one basis: the
+code is the least-squares fit of a spectrum's covered grid points by ``code_width`` basis vectors
+around a mean, and the decoder is that mean plus the code times the basis (tied weights). With the
+parameters of a `hsijax.SharedGridPCA` (`linear_code.SharedGridPCA.to_model`) it is that code
+exactly, in network form: it encodes, reconstructs and fine-tunes inside a classifier like the CNN.
+On sensors it never saw it is the best shared code measured here (docs/leave_out), which is why
+`load_pretrained()` ships it; the poster's CNN stays loadable as ``load_pretrained("poster")``.
 """
 
 from __future__ import annotations
@@ -53,6 +61,9 @@ from hsijax.spectral import DEFAULT_BUCKETS, reflect_indices
 DECODERS = ("faithful", "conditioned")
 AXES = ("bands", "wavelength_grid")
 POOLINGS = ("all", "real")
+NETWORKS = ("cnn", "linear")
+REFINEMENTS = 2  # of the linear code's least squares, see `LinearGridCode`
+RIDGE = 1e-6  # added to the linear code's normal equations: a pixel covering no grid point gets code 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,11 +84,22 @@ class ModelConfig:
     # shipped weights); "real" pools only the positions the real bands reach (`real_positions`).
     # The wavelength-grid network always pools over the positions its sensor covers.
     pooling: str = "all"
+    # "cnn": the poster's convolutional encoder and decoder; "linear": one basis on the wavelength
+    # grid, least-squares codes and a tied linear decoder (`LinearGridCode`; `decoder`, `widths`,
+    # `kernel_size` and `pooling` do not apply).
+    network: str = "cnn"
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         object.__setattr__(self, "buckets", tuple(sorted(int(b) for b in self.buckets)))
         self._validate()
+
+    @property
+    def description(self) -> str:
+        """The network in a few words, for reports and model cards."""
+        if self.network == "linear":
+            return "the linear network on the shared wavelength grid"
+        return f"the CNN, {self.decoder} decoder" + (", on the shared wavelength grid" if self.axis != "bands" else "")
 
     @property
     def stages(self) -> int:
@@ -90,6 +112,10 @@ class ModelConfig:
         if self.axis == "wavelength_grid" and GRID_POINTS % 2**self.stages:
             raise HsijaxError(f"the wavelength grid's {GRID_POINTS} points need widths with at most 3 stages, "
                               f"got {len(self.widths)}")
+        if self.network not in NETWORKS:
+            raise HsijaxError(f"network must be one of {NETWORKS}, got {self.network!r}")
+        if self.network == "linear" and self.axis != "wavelength_grid":
+            raise HsijaxError('network "linear" needs axis "wavelength_grid": its basis lives on the shared grid')
         if self.pooling not in POOLINGS:
             raise HsijaxError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.decoder not in DECODERS:
@@ -173,6 +199,65 @@ class Encoder(nn.Module):
         return nn.Conv(self.config.code_width, kernel, padding="SAME")(features)
 
 
+class LinearGridCode(nn.Module):
+    """The linear network's encoder: a mean (G,) and a basis (code_width, G) on the shared grid.
+
+    Encoding solves, per spectrum, least squares on the grid points its sensor covers (so a
+    VNIR-only sensor is fitted on its own range, not on zeros): (B M B^T + ridge I) z = B M (x - m),
+    M the covered mask; `decode` maps codes back onto the whole grid. A random start is an
+    orthonormal basis around a zero mean.
+    """
+
+    config: ModelConfig
+
+    def setup(self):
+        self.mean = self.param("mean", nn.initializers.zeros, (GRID_POINTS,))
+        self.basis = self.param("basis", nn.initializers.orthogonal(), (self.config.code_width, GRID_POINTS))
+
+    def __call__(self, grid, covered):
+        """Values on the grid (N, G) and their covered mask (N, G) -> codes (N, code_width)."""
+        mask = covered.astype(grid.dtype)
+        gram = jnp.einsum("cg,ng,dg->ncd", self.basis, mask, self.basis)
+        gram = gram + RIDGE * jnp.eye(self.config.code_width, dtype=gram.dtype)
+        centred = (grid - self.mean) * mask
+        code = jnp.zeros(grid.shape[:-1] + (self.config.code_width,), grid.dtype)
+        # Solved, then refined twice on the residual: on a narrow sensor the covered part of the basis
+        # is far from orthogonal (the normal equations' condition number reaches ~1e4-1e5) and one
+        # float32 solve loses the code's smaller components (15 % off on a 48-band VNIR sensor);
+        # after two refinements they agree with float64 least squares to ~2e-4 relative.
+        for _ in range(REFINEMENTS + 1):
+            residual = (centred - code @ self.basis) * mask
+            code = code + jnp.linalg.solve(gram, jnp.einsum("cg,ng->nc", self.basis, residual)[..., None])[..., 0]
+        return code
+
+    def decode(self, code):
+        """Codes (N, code_width) -> values on the whole grid (N, G)."""
+        return self.mean + code @ self.basis
+
+
+def make_encoder(config: ModelConfig, name: str | None = None) -> nn.Module:
+    """The encoder of ``config``'s network: `Encoder` (CNN) or `LinearGridCode`."""
+    return LinearGridCode(config, name=name) if config.network == "linear" else Encoder(config, name=name)
+
+
+def shared_code(encoder: nn.Module, config: ModelConfig, spectra, band_count=None, wavelengths=None,
+                has_wavelengths=None, visible_nm=None):
+    """(N, B) padded spectra -> (N, code_width) codes through a bound ``encoder`` (`make_encoder`):
+    what the autoencoder and the classifier share. The band count and wavelengths are needed (and
+    used) only on the wavelength grid, and by the band axis's pooling over real positions."""
+    if config.axis == "bands":
+        return pool_codes(encoder(spectra), config, band_count)
+    grid, covered, _ = on_grid(spectra, band_count, wavelengths, has_wavelengths, visible_nm)
+    if config.network == "linear":
+        return encoder(grid, covered)
+    features = encoder(jnp.stack([grid, covered.astype(grid.dtype)], axis=-1))
+    # Pool only over code positions whose grid points the sensor covers: elsewhere the input is
+    # zero-filled, and a maximum over it would make codes depend on the sensor's range.
+    real = covered.reshape(*covered.shape[:-1], features.shape[1], -1).any(axis=-1)
+    pooled = jnp.where(real[..., None], features, -jnp.inf).max(axis=1)
+    return jnp.where(real.any(axis=-1, keepdims=True), pooled, 0.0)
+
+
 def duplicated_padding(code, steps: int):
     """The poster's f_Dup: repeat the code (N, c) at ``steps`` positions -> (N, steps, c)."""
     return jnp.repeat(code[:, None, :], steps, axis=1)
@@ -209,26 +294,20 @@ class Decoder(nn.Module):
 
 class SharedAutoencoder(nn.Module):
     """Encoder, band-axis max-pooling, duplicated padding and decoder, as in the poster; with
-    ``axis="wavelength_grid"`` the same stages run on the shared wavelength grid (`on_grid`)."""
+    ``axis="wavelength_grid"`` the same stages run on the shared wavelength grid (`on_grid`); with
+    ``network="linear"`` one basis on that grid encodes and decodes (`LinearGridCode`)."""
 
     config: ModelConfig
 
     def setup(self):
-        self.encoder = Encoder(self.config)
-        self.decoder = Decoder(self.config)
+        self.encoder = make_encoder(self.config)
+        if self.config.network == "cnn":
+            self.decoder = Decoder(self.config)
 
     def encode(self, spectra, band_count=None, wavelengths=None, has_wavelengths=None, visible_nm=None):
-        """(N, B) padded spectra -> (N, code_width) shared codes. The band count and wavelengths
-        are needed (and used) only by the wavelength-grid network; see `__call__`."""
-        if self.config.axis == "bands":
-            return pool_codes(self.encoder(spectra), self.config, band_count)
-        grid, covered, _ = on_grid(spectra, band_count, wavelengths, has_wavelengths, visible_nm)
-        features = self.encoder(jnp.stack([grid, covered.astype(grid.dtype)], axis=-1))
-        # Pool only over code positions whose grid points the sensor covers: elsewhere the input
-        # is zero-filled, and a maximum over it would make codes depend on the sensor's range.
-        real = covered.reshape(*covered.shape[:-1], features.shape[1], -1).any(axis=-1)
-        pooled = jnp.where(real[..., None], features, -jnp.inf).max(axis=1)
-        return jnp.where(real.any(axis=-1, keepdims=True), pooled, 0.0)
+        """(N, B) padded spectra -> (N, code_width) shared codes (`shared_code`); see `__call__`."""
+        return shared_code(self.encoder, self.config, spectra, band_count, wavelengths, has_wavelengths,
+                           visible_nm)
 
     def __call__(self, spectra, band_count, wavelengths, has_wavelengths, visible_nm=None):
         """Reconstruct padded spectra (N, B); the caller crops or masks to the real bands.
@@ -239,6 +318,9 @@ class SharedAutoencoder(nn.Module):
         (a masked-band objective); the decoder still reconstructs every band.
         """
         length = spectra.shape[-1]
+        if self.config.network == "linear":
+            grid = self.encoder.decode(self.encode(spectra, band_count, wavelengths, has_wavelengths, visible_nm))
+            return from_grid(grid, band_wavelengths(band_count, wavelengths, has_wavelengths, length), xp=jnp)
         if self.config.axis == "wavelength_grid":
             code = self.encode(spectra, band_count, wavelengths, has_wavelengths, visible_nm)
             steps = GRID_POINTS // 2**self.config.stages

@@ -27,6 +27,7 @@ from etils import epath
 from hsijax.data.shared_grid import GRID_POINTS, from_grid, grid_interpolation, to_grid
 from hsijax.errors import HsijaxError, describe
 from hsijax.files import storage_path
+from hsijax.models.autoencoder import Model, ModelConfig
 from hsijax.models.saved_model import absl_quiet, new_folder
 
 MAX_PIXELS_PER_SCENE = 20_000  # enough for a 32-component basis; keeps the fit under a second
@@ -89,6 +90,15 @@ class SharedGridPCA:
         shape = np.shape(spectra)
         flat = np.reshape(spectra, (-1, shape[-1]))
         return self.decode(self.encode(flat, wavelengths), wavelengths).reshape(shape).astype(np.float32)
+
+    def to_model(self, **config) -> Model:
+        """This code as the linear network (`autoencoder.LinearGridCode`): the same codes and
+        reconstructions (float32, least squares by normal equations), usable wherever a `Model` is --
+        `hsijax.encode`, `save_model`, a classifier's encoder. ``config``: other `ModelConfig` fields
+        (e.g. ``buckets``)."""
+        model_config = ModelConfig(code_width=self.code_width, axis="wavelength_grid", network="linear", **config)
+        encoder = {"mean": np.asarray(self.mean, np.float32), "basis": np.asarray(self.basis, np.float32)}
+        return Model(model_config, {"params": {"encoder": encoder}})
 
     def save(self, directory, record: dict | None = None) -> epath.Path:
         """Write the code to the new folder ``directory`` (local or an object-store URI) in Orbax's

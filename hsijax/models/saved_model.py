@@ -9,9 +9,14 @@ One layout serves a saved model and every step of a pretraining run's checkpoint
 - ``checksum``: the SHA-256 of each entry of ``state``, because a garbled array file can otherwise
   restore silently with wrong values.
 
-The shipped weights (``load_pretrained()`` in Python, ``--checkpoint pretrained`` in every command)
-are a saved model under ``hsijax/weights/shared_encoder``, read from the installed package, so they
-load offline; ``hsijax/weights/MODEL_CARD.md`` says what they were trained on and what they score.
+Shipped models are saved models under ``hsijax/weights``, read from the installed package, so they
+load offline, each with its model card:
+- ``pretrained`` (``load_pretrained()``, ``--checkpoint pretrained``): the linear network on the
+  wavelength grid (``shared_grid_network``, ``MODEL_CARD.md``), the best shared code measured on
+  sensors it never saw (docs/leave_out_linear), written by ``hsijax grid-pca --network``;
+- ``poster`` (``load_pretrained("poster")``, ``--checkpoint poster``): the poster's CNN, the default
+  until the leave-sensor-out evaluation (``shared_encoder``, ``POSTER_MODEL_CARD.md``).
+A local folder named like one of them is still reachable as ``./NAME``.
 
 Damage: a step that cannot be read back (a truncated or garbled file, missing metadata, a checksum
 that does not match) is named in one warning line on stderr and the step before it is used; nothing
@@ -35,9 +40,11 @@ from hsijax.errors import HsijaxError, describe, warn
 from hsijax.files import is_uri, storage_path
 from hsijax.models.autoencoder import Model, ModelConfig, init_variables
 
-PRETRAINED = "pretrained"  # what --checkpoint and load_model accept for the shipped weights
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "shared_encoder"
-MODEL_CARD = WEIGHTS.parent / "MODEL_CARD.md"
+PRETRAINED = "pretrained"  # what --checkpoint and load_model accept for the shipped default
+WEIGHTS_DIRECTORY = Path(__file__).resolve().parents[1] / "weights"
+SHIPPED = {PRETRAINED: WEIGHTS_DIRECTORY / "shared_grid_network", "poster": WEIGHTS_DIRECTORY / "shared_encoder"}
+MODEL_CARDS = {PRETRAINED: WEIGHTS_DIRECTORY / "MODEL_CARD.md", "poster": WEIGHTS_DIRECTORY / "POSTER_MODEL_CARD.md"}
+WEIGHTS, MODEL_CARD = SHIPPED[PRETRAINED], MODEL_CARDS[PRETRAINED]
 
 
 class Damaged(Exception):
@@ -71,13 +78,14 @@ def checksums(state: dict) -> dict[str, str]:
 
 def checkpoint_path(path) -> epath.Path:
     """``path`` as an absolute local path or an object-store URI (`hsijax.files.storage_path`), or
-    the shipped weights for the name ``pretrained`` (a folder of that name is still reachable as
-    ``./pretrained``)."""
-    if str(path) != PRETRAINED:
+    a shipped model for its name (``pretrained``, ``poster``; a folder of that name is still
+    reachable as ``./pretrained``)."""
+    if str(path) not in SHIPPED:
         return storage_path(path)
-    if not (WEIGHTS / "state").is_dir():
-        raise HsijaxError(f"{WEIGHTS}: the shipped weights are missing from this installation of hsijax")
-    return epath.Path(WEIGHTS)
+    folder = SHIPPED[str(path)]
+    if not (folder / "state").is_dir():
+        raise HsijaxError(f"{folder}: the shipped model {str(path)!r} is missing from this installation of hsijax")
+    return epath.Path(folder)
 
 
 def step_directories(path) -> list[epath.Path]:
@@ -114,7 +122,7 @@ def restore_on_this_machine(state_directory: epath.Path) -> dict:
 
 def load_model(path) -> Model:
     """The model saved in a workdir, its checkpoints directory (newest readable step), one step's
-    directory, a saved model, or ``"pretrained"``: the weights shipped with hsijax.
+    directory, a saved model, or the name of a shipped model (``"pretrained"``, ``"poster"``).
 
     An unreadable newer step of a workdir is named in a one-line warning on stderr and the one before
     it is used (nothing on disk changes); when no step is readable, or the one step given is not,
@@ -133,9 +141,12 @@ def load_model(path) -> Model:
     raise errors[0]
 
 
-def load_pretrained() -> Model:
-    """The shipped pretrained `Model` (see the model card for its data, training and limits)."""
-    return load_model(PRETRAINED)
+def load_pretrained(name: str = PRETRAINED) -> Model:
+    """A shipped `Model` (its model card says what it was fitted on and what it scores): by default
+    the linear network on the wavelength grid; ``"poster"``: the poster's CNN, shipped before it."""
+    if name not in SHIPPED:
+        raise HsijaxError(f"no shipped model {name!r}; shipped: {', '.join(SHIPPED)}")
+    return load_model(name)
 
 
 def _load_step(directory: epath.Path) -> Model:

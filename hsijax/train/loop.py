@@ -117,7 +117,7 @@ def _checked_mesh(batch_size: int) -> Mesh:
 
 def starting_model(config) -> tuple[ModelConfig, dict]:
     """(model config, parameters) a run starts from: ``config.model`` with fresh parameters, or the
-    saved model ``config.init_from`` (a workdir, a step or ``pretrained``) with its own config.
+    saved model ``config.init_from`` (a workdir, a step or a shipped model's name) with its own config.
 
     With ``init_from`` the network is the saved one, whatever ``config.model`` says; the fields it
     overrules are named in one line on stderr, so a built-in config works with any saved model.
