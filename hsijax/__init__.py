@@ -2,14 +2,18 @@
 
 A JAX/Flax reimplementation of "A Shared Encoder for Multisource Hyperspectral Image" (Kong & Liu):
 reflection padding to a bucket length, a downsampling 1-D CNN, max-pooling over the band axis to a
-fixed-size code, and a decoder that repeats the code and upsamples back.
+fixed-size code, and a decoder that repeats the code and upsamples back. Beside it, a linear
+network on one shared wavelength grid, the code that transfers to sensors it never saw, which is
+what `load_pretrained()` ships.
 
     >>> import hsijax
     >>> model = hsijax.create_model(code_width=16)
     >>> codes = hsijax.encode(model, spectra)          # (N, b) -> (N, 16), any b in 1..512
     >>> recon = hsijax.reconstruct(model, spectra)     # (N, b) -> (N, b)
     >>> model = hsijax.load_model("runs/local")        # the newest checkpoint of a pretraining run
-    >>> model = hsijax.load_pretrained()               # the weights shipped with hsijax (offline)
+    >>> model = hsijax.load_pretrained()               # shipped (offline): the linear network on the grid
+    >>> codes = hsijax.encode(model, spectra, wavelengths_nm)  # it places spectra by their band centres
+    >>> poster = hsijax.load_pretrained("poster")      # the poster's CNN, pretrained on 20 scenes
     >>> linear = hsijax.SharedGridPCA.load_pretrained(16)  # the shipped shared-grid linear code
     >>> linear = hsijax.SharedGridPCA.fit([(spectra, wavelengths_nm)], code_width=16)  # or your own
     >>> codes = linear.encode(other_spectra, other_wavelengths_nm)  # any sensor with known wavelengths

@@ -39,11 +39,12 @@ def test_each_shipped_model_is_at_most_5_mb_and_its_card_describes_it(name):
 
 
 def test_the_default_is_the_linear_network_and_the_poster_cnn_loads_by_name(shipped):
-    """The default is the shipped shared-grid PCA's first 16 components in network form; the
-    poster's CNN, the default before, keeps its weights and its name."""
+    """The default is the shipped shared-grid PCA's first 16 components in network form (whitened);
+    the poster's CNN, the default before, keeps its weights and its name."""
     assert shipped.config.network == "linear" and shipped.config.axis == "wavelength_grid"
     pca = hsijax.SharedGridPCA.load_pretrained(16)
-    np.testing.assert_allclose(np.asarray(shipped.variables["params"]["encoder"]["basis"]), pca.basis, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(shipped.variables["params"]["encoder"]["basis"]),
+                               pca.basis * pca.scale[:, None], atol=1e-7)
     poster = hsijax.load_pretrained("poster")
     assert poster.config.network == "cnn" and poster.config.decoder == "faithful" and poster.parameter_count == 123_665
     assert hsijax.load_model("poster").config == poster.config

@@ -272,7 +272,8 @@ def test_grid_pca_command_fits_saves_a_loadable_code_and_refuses_bad_output(tmp_
     saved = SharedGridPCA.load(tmp_path / "code")
     network = hsijax.load_model(tmp_path / "network")
     assert network.config.network == "linear" and network.config.code_width == 4
-    np.testing.assert_allclose(np.asarray(network.variables["params"]["encoder"]["basis"]), saved.basis[:4], atol=1e-7)
+    np.testing.assert_allclose(np.asarray(network.variables["params"]["encoder"]["basis"]),
+                               saved.basis[:4] * saved.scale[:4, None], atol=1e-7)
     card = (tmp_path / "card.md").read_text()
     assert "code width 4" in card and f"{network.parameter_count:,} parameters" in card and "| indian_pines | AVIRIS |" in card
     scene = load_scene("indian_pines", data_dir)
@@ -311,13 +312,18 @@ def test_the_linear_network_is_the_grid_pca_in_network_form_and_fine_tunes_in_a_
     scenes = [(np.clip(np.cumsum(rng.normal(size=(300, len(w))), axis=-1) * 0.02 + 0.5, 0, 1), w)
               for w in wavelengths.values()]
     pca = SharedGridPCA.fit(scenes, 6)
-    model = pca.to_model()
+    model, whitened = pca.to_model(whiten=False), pca.to_model()
     assert model.config.network == "linear" and model.parameter_count == 7 * 440
     with count_compilations() as compiled:
         for spectra, bands in scenes:
             np.testing.assert_allclose(encode(model, spectra, bands), pca.encode(spectra, bands), rtol=1e-3, atol=2e-3)
             np.testing.assert_allclose(reconstruct(model, spectra, bands), pca.reconstruct(spectra, bands), atol=1e-4)
-    assert compiled() == 4  # encode and reconstruct, at buckets 256 and 64
+            np.testing.assert_allclose(encode(whitened, spectra, bands) * pca.scale, pca.encode(spectra, bands),
+                                       rtol=1e-3, atol=2e-3)
+            np.testing.assert_allclose(reconstruct(whitened, spectra, bands), pca.reconstruct(spectra, bands), atol=1e-4)
+    assert compiled() == 4  # encode and reconstruct, at buckets 256 and 64 (one configuration for both models)
+    alone = SharedGridPCA.fit(scenes[:1], 6)  # a sensor that covers nearly the whole grid: scale = codes' std
+    np.testing.assert_allclose(alone.scale, alone.encode(*scenes[0]).std(axis=0), rtol=0.02)
     with pytest.raises(HsijaxError, match='network "linear" needs axis "wavelength_grid"'):
         create_model(8, network="linear")
 
@@ -329,3 +335,17 @@ def test_the_linear_network_is_the_grid_pca_in_network_form_and_fine_tunes_in_a_
     assert np.abs(np.asarray(gradient["encoder"]["basis"])).max() > 0
     with pytest.raises(HsijaxError, match="needs the spectra's band count"):
         SpectralClassifier(model.config, 3).init_variables()
+
+
+def test_a_grid_network_without_band_centres_warns_once_per_band_count(capsys):
+    from hsijax.models.inference import _warn_default_wavelengths
+
+    _warn_default_wavelengths.cache_clear()
+    model = SharedGridPCA.fit([(np.random.default_rng(13).random((50, 30)), np.linspace(400, 2500, 30))], 3).to_model()
+    spectra = np.random.default_rng(14).random((4, 30)).astype(np.float32)
+    for _ in range(2):
+        hsijax.encode(model, spectra)
+    hsijax.encode(model, spectra, np.linspace(400, 2500, 30))
+    assert capsys.readouterr().err.splitlines() == [
+        "hsijax: warning: no band centres given: the wavelength-grid network places the 30 bands evenly over "
+        "400-2500 nm (pass the wavelengths; hsijax import --wavelengths)"]

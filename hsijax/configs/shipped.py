@@ -1,9 +1,11 @@
-"""The weights that ship inside hsijax (`hsijax.load_pretrained()`, ``--checkpoint pretrained``):
-every usable real scene in ../shared/data, the model the decoder study chose.
+"""The poster's CNN that ships inside hsijax (`hsijax.load_pretrained("poster")`, ``--checkpoint
+poster``; the default until the linear network on the wavelength grid replaced it): every usable
+real scene in ../shared/data, the model the decoder study chose.
 
     hsijax pretrain --config shipped --workdir runs/shipped
     rm -rf hsijax/weights/shared_encoder
-    hsijax export --checkpoint runs/shipped --output hsijax/weights/shared_encoder
+    hsijax export --checkpoint runs/shipped --output hsijax/weights/shared_encoder \
+        --card hsijax/weights/POSTER_MODEL_CARD.md
 
 The `local` scenes plus the other eight ABU chips: 20 scenes from four sensors (AVIRIS, EO-1
 Hyperion, SAMSON, the Houston 2018 CASI). Left out: Salton Sea (NaN bands), Houston 2013 (spectra

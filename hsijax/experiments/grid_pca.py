@@ -84,7 +84,7 @@ def fit_grid_pca(config, output, code_width: int = 32, network=None, network_wid
     if network is None:
         return pca, record
     try:
-        model = SharedGridPCA(pca.mean, pca.basis[:network_width]).to_model()
+        model = pca.truncated(network_width).to_model()
         path = Path(save_model(model, network))
         if card is not None:
             size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -143,8 +143,10 @@ def render_card(model: Model, record: dict, size_bytes: int, seen: dict, unseen:
         "band centres), its code is the least-squares fit of those points by the basis, and the decoder is the "
         "mean plus the code times the basis, resampled back to the band centres. It is the first "
         f"{config.code_width} principal components of the shipped shared-grid PCA "
-        "(`hsijax.SharedGridPCA.load_pretrained`) in network form: the same codes, usable by `hsijax.encode`, "
-        "every `--checkpoint` and `SpectralClassifier.from_pretrained`.",
+        "(`hsijax.SharedGridPCA.load_pretrained`) in network form, whitened (each basis vector times its "
+        "component's standard deviation over the fitted spectra, so each code number has unit variance there; "
+        "the same reconstructions), usable by `hsijax.encode`, every `--checkpoint` and "
+        "`SpectralClassifier.from_pretrained`.",
         "",
         "## Fitted on",
         "",

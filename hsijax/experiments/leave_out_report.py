@@ -10,6 +10,7 @@ import numpy as np
 
 from hsijax.data.loading import scene_names as names
 from hsijax.evaluate.figures import save_atomic
+from hsijax.models.autoencoder import ModelConfig
 
 
 def _read(path: Path) -> dict | None:
@@ -34,12 +35,12 @@ def validation_results(config, workdir: Path) -> dict[str, list[dict]]:
 
 
 FEATURE_ORDER = ("spectra", "network codes", "grid PCA codes", "grid PCA + library codes")
-ROW_TITLES = {"network": "shared encoder (c = {c})", "mean_spectrum": "the scene's mean spectrum"}
+ROW_TITLES = {"network": "shared encoder: {network} (c = {c})", "mean_spectrum": "the scene's mean spectrum"}
 
 
-def row_title(key: str, network_width: int) -> str:
+def row_title(key: str, network_width: int, network: str = "network") -> str:
     if key in ROW_TITLES:
-        return ROW_TITLES[key].format(c=network_width)
+        return ROW_TITLES[key].format(c=network_width, network=network)
     kind, width = key.rsplit("_c", 1)
     return {"grid_pca": "shared wavelength-grid PCA", "grid_pca_library": "shared grid PCA, scenes + USGS library",
             "own_pca": "the scene's own PCA (transductive)"}[kind] + f" (c = {width})"
@@ -54,7 +55,7 @@ def row_order(results: dict[str, dict]) -> list[str]:
     return sorted(keys, key=rank)
 
 
-def reconstruction_table(results: dict[str, dict], network_width: int) -> list[str]:
+def reconstruction_table(results: dict[str, dict], network_width: int, network: str = "network") -> list[str]:
     if not results:
         return ["(no cell finished yet)"]
     scenes = list(results)
@@ -65,7 +66,7 @@ def reconstruction_table(results: dict[str, dict], network_width: int) -> list[s
         cells = [f"{v['mpsnr_db']:.2f} ({v['mssim']:.3f})" if v else "—" for v in values]
         known = [v["mpsnr_db"] for v in values if v]
         mean = f"{np.mean(known):.2f}" if len(known) == len(values) else "—"
-        lines.append(f"| {row_title(key, network_width)} | " + " | ".join(cells) + f" | {mean} |")
+        lines.append(f"| {row_title(key, network_width, network)} | " + " | ".join(cells) + f" | {mean} |")
     return lines
 
 
@@ -221,8 +222,8 @@ def render(config, workdir: Path, report_dir: Path) -> str:
     lines = [
         "# Leave-sensor-out evaluation",
         "",
-        "Written by `hsijax leave-out` (`hsijax/configs/leave_out.py`, `hsijax/experiments/leave_out.py`); "
-        "every number is read from the command's JSON files.",
+        "Written by `hsijax leave-out` (`hsijax/experiments/leave_out.py`; the configs `hsijax/configs/leave_out.py` "
+        "and `leave_out_linear.py`); every number is read from the command's JSON files.",
         "",
         f"Each column is a scene pretraining never saw: {network_description(pretrain)}, on "
         f"`{pretrain.data.scenes}` minus that scene and minus the validation scenes "
@@ -233,7 +234,7 @@ def render(config, workdir: Path, report_dir: Path) -> str:
         "",
         "## Reconstruction",
         "",
-        *reconstruction_table(results, width),
+        *reconstruction_table(results, width, ModelConfig.from_dict(dict(pretrain.model)).description),
         "",
         *([f"![MPSNR by left-out scene]({figure.name})", ""] if figure else []),
         "Goals:",

@@ -31,8 +31,9 @@ compiles once per bucket like the band network.
 The linear network (``network="linear"``, on the grid only) replaces both CNNs by one basis: the
 code is the least-squares fit of a spectrum's covered grid points by ``code_width`` basis vectors
 around a mean, and the decoder is that mean plus the code times the basis (tied weights). With the
-parameters of a `hsijax.SharedGridPCA` (`linear_code.SharedGridPCA.to_model`) it is that code
-exactly, in network form: it encodes, reconstructs and fine-tunes inside a classifier like the CNN.
+parameters of a `hsijax.SharedGridPCA` (`linear_code.SharedGridPCA.to_model`) it is that code in
+network form (whitened: the same subspace and reconstructions, unit-variance code numbers): it
+encodes, reconstructs and fine-tunes inside a classifier like the CNN.
 On sensors it never saw it is the best shared code measured here (docs/leave_out), which is why
 `load_pretrained()` ships it; the poster's CNN stays loadable as ``load_pretrained("poster")``.
 """

@@ -4,8 +4,9 @@
 ``params/encoder`` drops in), the step that gives the shared code (`autoencoder.shared_code`: the
 band-axis max-pool, or the wavelength grid's pooling or least squares), and a small head
 (Dense-GELU-Dense). A wavelength-grid network needs the scene's band count and band centres, fixed
-per classifier like its bucket: one classifier classifies one sensor. `SpectralClassifier.from_pretrained(CKPT, num_classes)` builds it from a
-workdir, a checkpoint directory or one step's directory: the checkpoint carries its model config.
+per classifier like its bucket: one classifier classifies one sensor.
+`SpectralClassifier.from_pretrained(CKPT, num_classes)` builds it from a workdir, a checkpoint
+directory, one step's directory or a shipped model's name: the checkpoint carries its model config.
 
 `hsijax.train.fine_tune` trains all of it, encoder included.
 """

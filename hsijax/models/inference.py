@@ -16,6 +16,8 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
+from hsijax.data.shared_grid import DEFAULT_RANGE_NM
+from hsijax.errors import warn
 from hsijax.models.autoencoder import Model, ModelConfig, SharedAutoencoder
 from hsijax.spectral import SpectraBatch, check_spectra, crop, make_batch
 
@@ -82,7 +84,17 @@ def _in_chunks(function: Callable, batch: SpectraBatch, batch_size: int | None) 
     ) if outputs else None
 
 
+@functools.cache
+def _warn_default_wavelengths(bands: int) -> None:
+    """Once per process and band count (a scene is encoded in many blocks)."""
+    first, last = DEFAULT_RANGE_NM
+    warn(f"no band centres given: the wavelength-grid network places the {bands} bands evenly over "
+         f"{first:.0f}-{last:.0f} nm (pass the wavelengths; hsijax import --wavelengths)")
+
+
 def _prepare(model: Model, spectra, wavelengths) -> tuple[SpectraBatch, tuple[int, ...]]:
+    if wavelengths is None and model.config.axis == "wavelength_grid":
+        _warn_default_wavelengths(int(np.shape(spectra)[-1]))
     array = check_spectra(spectra)
     leading = array.shape[:-1]
     return make_batch(array.reshape(-1, array.shape[-1]), wavelengths, model.config.buckets), leading
@@ -93,7 +105,7 @@ def encode(model: Model, spectra, wavelengths=None, batch_size: int | None = Non
 
     ``wavelengths`` (b,) are checked against the band count. The poster's network (axis
     "bands") sees only the spectrum; the wavelength-grid network places it on the shared grid by
-    them (evenly over 400-2500 nm when None).
+    them (evenly over 400-2500 nm when None, with a one-line warning).
     """
     batch, leading = _prepare(model, spectra, wavelengths)
     encode_fn = jitted_encode(model.config)
