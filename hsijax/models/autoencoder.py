@@ -34,7 +34,7 @@ around a mean, and the decoder is that mean plus the code times the basis (tied 
 parameters of a `hsijax.SharedGridPCA` (`linear_code.SharedGridPCA.to_model`) it is that code in
 network form (whitened: the same subspace and reconstructions, unit-variance code numbers): it
 encodes, reconstructs and fine-tunes inside a classifier like the CNN.
-On sensors it never saw it is the best shared code measured here (docs/leave_out), which is why
+On sensors it never saw it is the best shared code measured here (docs/leave_out_linear), so
 `load_pretrained()` ships it; the poster's CNN stays loadable as ``load_pretrained("poster")``.
 """
 
