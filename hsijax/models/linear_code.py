@@ -112,7 +112,8 @@ class SharedGridPCA:
         and the same reconstructions, codes divided by `scale`. A classifier head (Dense layers,
         Adam at 1e-3) learns from unit-variance inputs; the raw codes' standard deviations are
         0.04-0.5 on Indian Pines, and fine-tuned on them it classified validation pixels about 10
-        points worse. ``whiten=False``: exactly `encode`'s codes."""
+        points worse than on codes standardised on the scene. ``whiten=False``: exactly `encode`'s
+        codes."""
         if whiten and self.scale is None:
             raise HsijaxError("this shared-grid PCA was saved without its component scales; refit it to whiten")
         basis = self.basis * self.scale[:, None] if whiten else self.basis
