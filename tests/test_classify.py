@@ -180,4 +180,3 @@ def test_chunked_fine_tuning_takes_the_same_steps_as_one_step_at_a_time():
         params = optax.apply_updates(params, updates)
     for got, want in zip(jax.tree.leaves(tuned.variables["params"]), jax.tree.leaves(params)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-

@@ -21,7 +21,6 @@ its scene (the ``grid_pca_library`` rows of docs/leave_out, and docs/leave_out_l
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -95,7 +94,7 @@ def fit_grid_pca(config, output, code_width: int = 32, network=None, network_wid
     except BaseException:
         for folder in (output, network):  # the code, the network and its card appear together or not at all
             if storage_path(folder).exists():
-                storage_path(folder).rmtree() if is_uri(folder) else shutil.rmtree(folder)
+                storage_path(folder).rmtree()
         raise
     return pca, record
 

@@ -23,6 +23,7 @@ import numpy as np
 from hsijax.errors import HsijaxError
 from hsijax.models.autoencoder import ModelConfig, make_encoder, shared_code
 from hsijax.models.saved_model import load_model
+from hsijax.spectral import pad_wavelengths
 
 HEAD_WIDTH = 64
 
@@ -42,11 +43,9 @@ class SpectralClassifier(nn.Module):
         if self.config.axis == "wavelength_grid":
             if self.band_count is None:
                 raise HsijaxError("a wavelength-grid classifier needs the spectra's band count")
-            if self.wavelengths is not None and len(self.wavelengths) != self.band_count:
-                raise HsijaxError(f"{len(self.wavelengths)} wavelengths for {self.band_count} bands")
-            centres = np.zeros(length, np.float32)
-            centres[: self.band_count] = self.wavelengths or 0.0  # the padded positions are never read
-            wavelengths = jnp.broadcast_to(jnp.asarray(centres), (rows, length))
+            centres = (np.zeros(length) if self.wavelengths is None
+                       else pad_wavelengths(self.wavelengths, self.band_count, length))  # checked, padded like spectra
+            wavelengths = jnp.broadcast_to(jnp.asarray(centres, jnp.float32), (rows, length))
             has_wavelengths = jnp.full((rows,), self.wavelengths is not None)
         encoder = make_encoder(self.config, name="encoder")
         code = shared_code(encoder, self.config, spectra, band_count, wavelengths, has_wavelengths)
