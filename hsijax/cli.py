@@ -150,7 +150,8 @@ def scene_of(args):
 
     if (args.dataset is None) == (args.file is None):
         raise HsijaxError("give either --dataset NAME or a scene FILE")
-    return scene_input(args.dataset, ImportOptions.from_args(args) if args.file else None, args.data_dir)
+    return scene_input(args.dataset, ImportOptions.from_args(args) if args.file else None, args.data_dir,
+                       wavelengths=args.wavelengths if args.dataset else None)
 
 
 def add_classify(subparsers) -> None:
@@ -212,13 +213,21 @@ def run_reconstruct_command(args) -> str:
 
 def add_encode(subparsers) -> None:
     from hsijax.data.loading import positive_int
+    from hsijax.evaluate.encode_scene import NORMALIZATIONS
 
     command = subparsers.add_parser(
         "encode", help="encode a whole scene, or an archive of scene files, to (H, W, c) shared codes")
     command.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     add_scene_input(command, many=True)
     command.add_argument("--output", type=Path, required=True,
-                         help="the .npy file to write; a folder for several files or a folder of them")
+                         help="the .npy or .tif (GeoTIFF) to write; a folder for several files or a folder of them")
+    command.add_argument("--normalization", metavar="|".join(NORMALIZATIONS),
+                         help="how raw values are scaled, recorded with the output: scene (fitted on each scene; the "
+                              "default for one scene), archive (one fit over every file: tiles of one scene), "
+                              "dataset:NAME (a prepared dataset's; the default for --dataset), or a saved FILE.json; "
+                              "an archive of several files must choose")
+    command.add_argument("--format", choices=("npy", "tif"), default="npy",
+                         help="an archive's outputs: OUT/STEM.npy (default) or GeoTIFFs OUT/STEM.tif")
     command.add_argument("--no-progress", action="store_true")
     archive = command.add_argument_group("an archive across processes (rerun the same command to resume)")
     archive.add_argument("--num-processes", type=positive_int, default=1)
@@ -230,12 +239,15 @@ def add_encode(subparsers) -> None:
 
 def run_encode_command(args) -> str:
     from hsijax.data.loading import ImportOptions
-    from hsijax.evaluate.encode_scene import encode_archive, encode_to
+    from hsijax.evaluate.encode_scene import check_normalization_spec, encode_archive, encode_to
 
+    check_normalization_spec(args.normalization)
     files = args.file
     if args.dataset or (len(files) == 1 and not files[0].is_dir() and args.num_processes == 1 and not args.distributed):
         args.file = files[0] if files else None
-        path, shape = encode_to(args.checkpoint, lambda: scene_of(args), args.output, progress=not args.no_progress)
+        normalization = args.normalization or (f"dataset:{args.dataset}" if args.dataset else None)
+        path, shape = encode_to(args.checkpoint, lambda: scene_of(args), args.output, normalization,
+                                args.data_dir, progress=not args.no_progress)
         return f"wrote {path}: codes {shape}"
     if not files:
         raise HsijaxError("give scene FILEs or folders to encode")
@@ -245,8 +257,9 @@ def run_encode_command(args) -> str:
 
         jax.distributed.initialize()
         process_id, processes = jax.process_index(), jax.process_count()
-    done = encode_archive(args.checkpoint, files, ImportOptions.from_args(argparse.Namespace(**{**vars(args),
-                          "file": files[0]})), args.output, process_id, processes, progress=not args.no_progress)
+    options = ImportOptions.from_args(argparse.Namespace(**{**vars(args), "file": files[0]}))
+    done = encode_archive(args.checkpoint, files, options, args.output, args.normalization, process_id, processes,
+                          args.format, args.data_dir, progress=not args.no_progress)
     return (f"process {process_id} of {processes}: encoded {len(done['encoded'])}, skipped {len(done['skipped'])} "
             f"already done, into {args.output}")
 
@@ -264,13 +277,27 @@ def add_pretrain(subparsers) -> None:
     command.add_argument("--workdir", required=True,
                          help="checkpoints, metrics, TensorBoard: a local folder or a URI (gs://BUCKET/RUN)")
     command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_distributed(command)
+    command.set_defaults(run=run_pretrain_command, overrides=True)
+
+
+def add_distributed(command) -> None:
+    """The flags of one `jax.distributed` mesh over several processes (`hsijax pretrain`, `grid-pca`)."""
+    from hsijax.data.loading import positive_int
+
     distributed = command.add_argument_group("multi-process (see launch/README.md)")
     distributed.add_argument("--distributed", action="store_true",
                              help="jax.distributed.initialize() from the environment (TPU VM, SLURM)")
     distributed.add_argument("--coordinator", help="host:port of process 0")
     distributed.add_argument("--num-processes", type=positive_int)
     distributed.add_argument("--process-id", type=int)
-    command.set_defaults(run=run_pretrain_command, overrides=True)
+
+
+def initialize_distributed(args) -> None:
+    import jax
+
+    if args.coordinator or args.distributed:
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
 
 
 def run_pretrain_command(args) -> str | None:
@@ -279,8 +306,7 @@ def run_pretrain_command(args) -> str | None:
     from hsijax.configs import load_config
     from hsijax.train.loop import train
 
-    if args.coordinator or args.distributed:
-        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+    initialize_distributed(args)
     summary = train(load_config(args.config, args.overrides), args.workdir, progress=not args.no_progress)
     if summary.stopped_at is not None:
         return (f"preemption notice (SIGTERM): stopped at step {summary.stopped_at} of {summary.steps} and saved "
@@ -307,7 +333,7 @@ def run_export_command(args) -> str:
     from hsijax.experiments.model_card import export
 
     model, path, size, card = export(args.checkpoint, args.output, args.card, args.classification)
-    lines = [f"wrote {path}: code width {model.config.code_width}, {model.config.decoder} decoder, {size / 1e6:.2f} MB"]
+    lines = [f"wrote {path}: {model.config.description}, code width {model.config.code_width}, {size / 1e6:.2f} MB"]
     return "\n".join(lines + ([f"wrote {card}"] if card else []))
 
 
@@ -361,7 +387,8 @@ def add_grid_pca(subparsers) -> None:
 
     command = subparsers.add_parser(
         "grid-pca", help="fit the shared wavelength-grid PCA on the real scenes (and spectral library) and save it",
-        description="Flags after the known ones are ml_collections overrides of the leave-out config",
+        description="Flags after the known ones are ml_collections overrides of the leave-out config. The fit sums "
+                    "over a jax.distributed mesh: run one process per host with --coordinator (as hsijax pretrain)",
     )
     command.add_argument("--config", default="leave_out", help="a leave-out config file or the built-in 'leave_out'")
     command.add_argument("--output", required=True,
@@ -375,16 +402,22 @@ def add_grid_pca(subparsers) -> None:
                          help="an `hsijax leave-out` workdir of the linear network, whose unseen-scene scores go on the card")
     command.add_argument("--classification", type=Path, nargs="*", default=[], metavar="DIR",
                          help="`hsijax classify --out` folders whose scores go on the card")
+    add_distributed(command)
     command.set_defaults(run=run_grid_pca_command, overrides=True)
 
 
-def run_grid_pca_command(args) -> str:
+def run_grid_pca_command(args) -> str | None:
+    import jax
+
     from hsijax.configs import LEAVE_OUT, load_config
     from hsijax.experiments.grid_pca import fit_grid_pca
 
     config = load_config(args.config, args.overrides, builtins=LEAVE_OUT)
+    initialize_distributed(args)
     pca, _ = fit_grid_pca(config, args.output, args.code_width, args.network, args.network_width, args.card,
                           args.classification, args.leave_out)
+    if jax.process_index() != 0:
+        return None
     lines = [f"wrote {args.output}: {pca.code_width} components on the {pca.mean.size}-point shared grid"]
     if args.network:
         lines.append(f"wrote {args.network}: the linear network, code width {args.network_width}")

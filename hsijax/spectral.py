@@ -109,7 +109,10 @@ def check_spectra(spectra, name: str = "spectra") -> np.ndarray:
     if array.shape[-1] < 1:
         raise HsijaxError(f"{name}: has zero bands (shape {array.shape})")
     array = array.astype(np.float32, copy=False)
-    if not np.isfinite(array).all():
+    # A finite sum means every value is finite (an infinity or NaN anywhere makes it infinite or NaN),
+    # and one reduction is half the time of isfinite's mask; only a sum that overflowed, or bad data,
+    # needs the exact check.
+    if not np.isfinite(array.sum()) and not np.isfinite(array).all():
         bad = int(np.size(array) - np.isfinite(array).sum())
         raise HsijaxError(f"{name}: contains {bad} NaN or infinite values")
     return array
@@ -125,16 +128,24 @@ def pad_to_bucket(spectra, buckets: Sequence[int] = DEFAULT_BUCKETS) -> tuple[np
     return reflect_pad(array, bucket_for(band_count, buckets)), band_count
 
 
-def pad_wavelengths(wavelengths, band_count: int, length: int, name: str = "wavelengths") -> np.ndarray:
-    """Pad a wavelength list (nm) like the spectra: each padded band keeps its source's wavelength."""
-    array = check_spectra(np.asarray(wavelengths, dtype=np.float64).reshape(-1), name)
+def check_wavelengths(wavelengths, band_count: int, name: str = "wavelengths") -> np.ndarray:
+    """Band centres (nm) as a float64 array (b,) after checking they are ``band_count`` positive,
+    finite numbers."""
+    array = np.asarray(wavelengths, dtype=np.float64).reshape(-1)
+    if not np.isfinite(array).all():
+        raise HsijaxError(f"{name}: contains NaN or infinite values")
     if array.shape[0] != band_count:
         raise HsijaxError(
             f"{name}: has {array.shape[0]} values but the spectra have {band_count} bands"
         )
     if (array <= 0).any():
         raise HsijaxError(f"{name}: wavelengths must be positive numbers in nm")
-    return reflect_pad(array, length)
+    return array
+
+
+def pad_wavelengths(wavelengths, band_count: int, length: int, name: str = "wavelengths") -> np.ndarray:
+    """Pad a wavelength list (nm) like the spectra: each padded band keeps its source's wavelength."""
+    return reflect_pad(check_wavelengths(wavelengths, band_count, name), length)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,19 +167,27 @@ class Normalization:
         return np.asarray(normalised, dtype=np.float32) * self.scale + self.offset
 
 
-def band_ranges(cube, name: str = "cube") -> tuple[np.ndarray, np.ndarray]:
+def band_ranges(cube, name: str = "cube", nodata: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(lowest, highest) value of each band over all pixels, (b,) each, after checking the scene
-    is finite and fits float32 (`check_float32_range`).
+    is finite and fits float32 (`check_float32_range`). ``nodata``: pixels whose every band holds
+    this value (a file's fill) are left out.
 
     Reads the raw dtype in row blocks (`hsijax.files.row_blocks`) without a float copy, so a
-    memory-mapped scene larger than memory is scanned with flat memory.
+    memory-mapped scene, or one read by windows, larger than memory is scanned with flat memory.
     """
-    array = cube if isinstance(cube, np.ndarray) else np.asarray(cube)
+    array = cube if hasattr(cube, "dtype") and getattr(cube, "ndim", 0) >= 1 else np.asarray(cube)
     if array.size == 0 or array.dtype.kind not in "biuf":
         raise HsijaxError(f"{name}: expected a non-empty numeric array, got {array.dtype} {array.shape}")
     bands = array.shape[-1]
-    ranges = [(block.reshape(-1, bands).min(axis=0), block.reshape(-1, bands).max(axis=0))
-              for _, block in row_blocks(array)]
+    ranges = []
+    for _, block in row_blocks(array):
+        pixels = np.asarray(block).reshape(-1, bands)
+        if nodata is not None:
+            pixels = pixels[~(pixels == nodata).all(axis=1)]
+        if len(pixels):
+            ranges.append((pixels.min(axis=0), pixels.max(axis=0)))
+    if not ranges:
+        raise HsijaxError(f"{name}: every pixel holds the nodata value {nodata:g}")
     lows = np.min([low for low, _ in ranges], axis=0).astype(np.float64)  # NumPy's min/max propagate NaN
     highs = np.max([high for _, high in ranges], axis=0).astype(np.float64)
     if not (np.isfinite(lows).all() and np.isfinite(highs).all()):
@@ -178,9 +197,10 @@ def band_ranges(cube, name: str = "cube") -> tuple[np.ndarray, np.ndarray]:
     return lows, highs
 
 
-def fit_normalization(cube, name: str = "cube") -> Normalization:
-    """Global min-max of a scene (all pixels and bands together); see the module docstring."""
-    lows, highs = band_ranges(cube, name)
+def fit_normalization(cube, name: str = "cube", nodata: float | None = None) -> Normalization:
+    """Global min-max of a scene (all pixels and bands together, nodata pixels left out); see the
+    module docstring."""
+    lows, highs = band_ranges(cube, name, nodata)
     return Normalization.from_range(float(lows.min()), float(highs.max()))
 
 

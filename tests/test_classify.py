@@ -15,8 +15,8 @@ from hsijax.data.scene import load_indian_pines
 from hsijax.errors import HsijaxError
 from hsijax.evaluate.classification import ClassifySettings, run_method
 from hsijax.evaluate.splits import stratified_split
-from hsijax.models.autoencoder import ModelConfig
 from hsijax.models.classifier import SpectralClassifier, predict
+from hsijax.models.networks import PosterCNNConfig
 from hsijax.models.saved_model import load_model
 from hsijax.spectral import fit_normalization, pad_to_bucket
 from hsijax.train.fine_tune import fine_tune
@@ -92,7 +92,7 @@ def test_the_step_kept_is_the_best_on_validation_pixels():
     rng = np.random.default_rng(0)
     spectra = rng.normal(size=(120, 64)).astype(np.float32)
     labels = (spectra[:, :8].sum(axis=1) > 0).astype(np.int32)
-    classifier = SpectralClassifier(ModelConfig(widths=(8,), buckets=(64,)), num_classes=2)
+    classifier = SpectralClassifier(PosterCNNConfig(widths=(8,), buckets=(64,)), num_classes=2)
     tuned = fine_tune(classifier, classifier.init_variables(0), spectra[:80], labels[:80], steps=60,
                       batch_size=32, validation=(spectra[80:], labels[80:]), eval_every=10)
     steps, accuracies = zip(*tuned.history)
@@ -169,7 +169,7 @@ def test_chunked_fine_tuning_takes_the_same_steps_as_one_step_at_a_time():
     rng = np.random.default_rng(0)
     spectra = rng.normal(size=(40, 64)).astype(np.float32)
     labels = (spectra[:, 0] > 0).astype(np.int32)
-    classifier = SpectralClassifier(ModelConfig(widths=(8,), buckets=(64,)), num_classes=2)
+    classifier = SpectralClassifier(PosterCNNConfig(widths=(8,), buckets=(64,)), num_classes=2)
     variables = classifier.init_variables(0)
     tuned = fine_tune(classifier, variables, spectra, labels, steps=7, batch_size=16, eval_every=4)
     optimizer = optax.adam(optax.cosine_decay_schedule(1e-3, 7, alpha=FINAL_LEARNING_RATE_FRACTION))

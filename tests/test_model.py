@@ -1,4 +1,5 @@
-"""The network: shapes for every poster sensor and code width, both decoders, gradients, config."""
+"""The poster's CNN: shapes for every poster sensor and code width, both decoders, gradients; every
+network's config, its JSON record and hsijax 0.1's."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from conftest import POSTER_BAND_COUNTS
 
 import hsijax
 from hsijax import HsijaxError, create_model
-from hsijax.models.autoencoder import ModelConfig
+from hsijax.models.networks import GridCNNConfig, LinearGridConfig, PosterCNNConfig, config_from_dict
 from hsijax.spectral import make_batch
 from hsijax.train.step import loss_fn
 
@@ -39,9 +40,18 @@ def test_shapes_for_every_poster_band_count(models, code_width, decoder):
 
 
 def test_code_is_the_maximum_of_the_encoder_features_over_the_band_axis():
+    import flax.linen as nn
+
+    from hsijax.models.networks.conv import conv_features
+
+    class Features(nn.Module):  # the encoder's convolutions alone, read from the same parameters
+        @nn.compact
+        def __call__(self, x):
+            return conv_features(x, model.config.widths, model.config.kernel_size, model.config.code_width)
+
     model = create_model(8)
     padded, _ = hsijax.pad_to_bucket(np.random.default_rng(1).random((3, 100)))
-    features = model.module.apply(model.variables, padded, method=lambda m, x: m.encoder(x))
+    features = Features().apply({"params": model.variables["params"]["encoder"]}, padded)
     assert features.shape == (3, 128 // 2**model.config.stages, 8)
     np.testing.assert_allclose(hsijax.encode(model, padded[:, :100]), features.max(axis=1), rtol=1e-5, atol=1e-6)
 
@@ -101,7 +111,7 @@ def test_same_seed_same_parameters_other_seed_other_parameters():
         ({"kernel_size": 4}, "positive odd"),
         ({"buckets": (64, 100)}, "multiple of 2\\*\\*stages = 8"),
         ({"widths": ()}, "non-empty"),
-        ({"code_widht": 8}, "unknown model config field"),
+        ({"code_widht": 8}, r"field\(s\) \['code_widht'\] do not apply to the poster_cnn network"),
     ],
 )
 def test_bad_model_config_is_a_clear_error(fields, message):
@@ -109,7 +119,44 @@ def test_bad_model_config_is_a_clear_error(fields, message):
         create_model(**fields)
 
 
-def test_config_round_trips_through_json_fields():
-    config = ModelConfig(code_width=32, decoder="conditioned", widths=(8, 16), buckets=(256, 64))
-    assert ModelConfig.from_dict(config.to_dict()) == config
-    assert config.buckets == (64, 256)
+def test_every_config_round_trips_through_its_json_record_with_its_kind():
+    configs = [PosterCNNConfig(code_width=32, decoder="conditioned", widths=(8, 16), buckets=(256, 64)),
+               GridCNNConfig(code_width=8, widths=(8, 8)), LinearGridConfig(code_width=4)]
+    for config in configs:
+        record = config.to_dict()
+        assert list(record)[0] == "kind" and record["kind"] == config.kind
+        assert config_from_dict(record) == config
+    assert configs[0].buckets == (64, 256)
+    assert sorted(LinearGridConfig().to_dict()) == ["buckets", "code_width", "kind"]  # nothing it does not use
+    with pytest.raises(HsijaxError, match="do not apply to the linear_grid network"):
+        config_from_dict({"kind": "linear_grid", "decoder": "faithful"})
+    with pytest.raises(HsijaxError, match="unknown network kind 'mlp'"):
+        config_from_dict({"kind": "mlp"})
+
+
+V01 = {"code_width": 16, "decoder": "faithful", "widths": [32, 64, 128], "kernel_size": 5, "fourier_frequencies": 6,
+       "buckets": [64, 128, 256, 512], "pooling": "all"}
+
+
+@pytest.mark.parametrize("network, axis, expected", [
+    ("cnn", "bands", PosterCNNConfig()),
+    ("cnn", "wavelength_grid", GridCNNConfig()),
+    ("linear", "wavelength_grid", LinearGridConfig()),
+])
+def test_hsijax_0_1_records_are_the_network_they_described(network, axis, expected):
+    """0.1 saved every field for every network and no kind: its network and axis say which one."""
+    assert config_from_dict({**V01, "axis": axis, "network": network}) == expected
+    with pytest.warns(DeprecationWarning):
+        from hsijax.models.autoencoder import ModelConfig
+        assert ModelConfig(**{**V01, "axis": axis, "network": network}) == expected
+
+
+def test_the_0_1_module_names_what_replaced_each_of_its_names():
+    import hsijax.models.autoencoder as old
+
+    with pytest.warns(DeprecationWarning, match="hsijax.models.model.create_model"):
+        assert old.create_model is create_model
+    with pytest.raises(ImportError, match="band centres are now required"):
+        old.band_wavelengths  # noqa: B018
+    with pytest.raises(HsijaxError, match='network "linear" needs axis "wavelength_grid"'):
+        config_from_dict({**V01, "network": "linear", "axis": "bands"})

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import environment, pretrain, pretrain_command
 
-from hsijax.models.autoencoder import init_variables
+from hsijax.models.model import init_variables
 from hsijax.models.saved_model import load_model
 from hsijax.train.metrics_log import read_metrics
 
@@ -113,12 +113,17 @@ def test_a_run_can_start_from_a_saved_model(tmp_path, data_dir, reference):
 
 
 def test_a_built_in_config_starts_from_the_shipped_weights_and_says_what_it_overrules(tmp_path, data_dir):
-    """`tiny` describes a smaller conditioned model; with init_from the network is the saved one, and
-    one line names each config.model field the weights overrule (before: refused)."""
-    result = pretrain(tmp_path, data_dir, 1, "--config.init_from=pretrained", "--config.train.steps=2")
-    lines = [line for line in result.stderr.splitlines() if "config.init_from=pretrained" in line]
+    """`tiny` describes a smaller conditioned CNN; with init_from the network is the saved one, and
+    one line names each config.model field the weights overrule (before: refused) -- or, for another
+    network, the kind and that network's fields."""
+    result = pretrain(tmp_path / "poster", data_dir, 1, "--config.init_from=poster", "--config.train.steps=2")
+    lines = [line for line in result.stderr.splitlines() if "config.init_from=poster" in line]
     assert len(lines) == 1 and "code_width 8 -> 16" in lines[0] and "decoder conditioned -> faithful" in lines[0]
-    assert load_model(tmp_path).config == load_model("pretrained").config
+    assert load_model(tmp_path / "poster").config == load_model("poster").config
+    result = pretrain(tmp_path / "linear", data_dir, 1, "--config.init_from=pretrained", "--config.train.steps=2")
+    lines = [line for line in result.stderr.splitlines() if "config.init_from=pretrained" in line]
+    assert len(lines) == 1 and "kind poster_cnn -> linear_grid (the linear network" in lines[0], lines
+    assert load_model(tmp_path / "linear").config == load_model("pretrained").config
 
 
 PLAIN_ORBAX = """

@@ -41,12 +41,13 @@ def test_each_shipped_model_is_at_most_5_mb_and_its_card_describes_it(name):
 def test_the_default_is_the_linear_network_and_the_poster_cnn_loads_by_name(shipped):
     """The default is the shipped shared-grid PCA's first 16 components in network form (whitened);
     the poster's CNN, the default before, keeps its weights and its name."""
-    assert shipped.config.network == "linear" and shipped.config.axis == "wavelength_grid"
+    assert shipped.config == hsijax.LinearGridConfig(code_width=16)
     pca = hsijax.SharedGridPCA.load_pretrained(16)
     np.testing.assert_allclose(np.asarray(shipped.variables["params"]["encoder"]["basis"]),
                                pca.basis * pca.scale[:, None], atol=1e-7)
     poster = hsijax.load_pretrained("poster")
-    assert poster.config.network == "cnn" and poster.config.decoder == "faithful" and poster.parameter_count == 123_665
+    assert poster.config == hsijax.PosterCNNConfig(code_width=16, decoder="faithful")
+    assert poster.parameter_count == 123_665
     assert hsijax.load_model("poster").config == poster.config
     with pytest.raises(hsijax.HsijaxError, match="no shipped model 'nope'; shipped: pretrained, poster"):
         hsijax.load_pretrained("nope")
@@ -80,30 +81,49 @@ def test_they_reconstruct_indian_pines_far_better_than_untrained_weights(name):
 
 @pytest.fixture(scope="module")
 def small_scene(tmp_path_factory) -> Path:
-    """A 12 x 10 crop of Indian Pines with three striped classes, as FILE.npy and labels.npy."""
+    """A 12 x 10 crop of Indian Pines with three striped classes, as FILE.npy and labels.npy, and its
+    band centres as wavelengths.txt."""
     folder = tmp_path_factory.mktemp("scene")
-    np.save(folder / "crop.npy", hsijax.load_indian_pines().cube[:12, :10])
+    scene = hsijax.load_indian_pines()
+    np.save(folder / "crop.npy", scene.cube[:12, :10])
     np.save(folder / "labels.npy", np.repeat(np.arange(1, 4), 40).reshape(12, 10).astype(np.uint8))
+    np.savetxt(folder / "wavelengths.txt", scene.wavelengths_nm)
     return folder
 
 
 def test_every_command_takes_checkpoint_pretrained(small_scene, tmp_path, shipped):
-    scene = str(small_scene / "crop.npy")
-    assert main(["encode", scene, "--checkpoint", "pretrained", "--output", str(tmp_path / "codes.npy"),
+    scene, wavelengths = str(small_scene / "crop.npy"), ["--wavelengths", str(small_scene / "wavelengths.txt")]
+    assert main(["encode", scene, *wavelengths, "--checkpoint", "pretrained", "--output", str(tmp_path / "codes.npy"),
                  "--no-progress"]) == 0
-    np.testing.assert_allclose(np.load(tmp_path / "codes.npy"),
-                               hsijax.encode(shipped, hsijax.fit_normalization(np.load(scene)).apply(np.load(scene))),
-                               atol=1e-5)
+    cube = np.load(scene)
+    np.testing.assert_allclose(np.load(tmp_path / "codes.npy"), hsijax.encode(
+        shipped, hsijax.fit_normalization(cube).apply(cube), wavelengths=np.loadtxt(wavelengths[1])), atol=1e-5)
     assert main(["encode", scene, "--checkpoint", "poster", "--output", str(tmp_path / "poster.npy"),
-                 "--no-progress"]) == 0
+                 "--no-progress"]) == 0  # wavelength-blind: needs no band centres
     assert np.load(tmp_path / "poster.npy").shape == (12, 10, 16)
-    assert main(["reconstruct", scene, "--checkpoint", "pretrained", "--out", str(tmp_path / "recon")]) == 0
+    assert main(["reconstruct", scene, *wavelengths, "--checkpoint", "pretrained", "--out", str(tmp_path / "recon")]) == 0
     assert json.loads((tmp_path / "recon" / "metrics.json").read_text())["code_width"] == shipped.config.code_width
-    assert main(["classify", scene, "--gt", str(small_scene / "labels.npy"), "--checkpoint", "pretrained",
+    assert main(["classify", scene, *wavelengths, "--gt", str(small_scene / "labels.npy"), "--checkpoint", "pretrained",
                  "--seeds", "1", "--steps", "5", "--fraction", "0.1", "--methods", "pretrained,spatial_pretrained",
                  "--out", str(tmp_path / "classify")]) == 0
     report = json.loads((tmp_path / "classify" / "metrics.json").read_text())
     assert set(report["methods"]) == {"pretrained", "spatial_pretrained"}
+
+
+REFUSAL = ("{file}: the linear network on the shared wavelength grid places spectra by their band centres and none "
+           "were given: pass wavelengths=... (nm, one per band) in Python, or --wavelengths with a file (text, .npy, "
+           ".mat or an ENVI .hdr), a sensor table (aviris, hyperion) or linspace:FIRST:LAST on the command line")
+
+
+@pytest.mark.parametrize("command", ["encode", "reconstruct", "classify"])
+def test_without_band_centres_every_command_refuses_in_one_line_and_writes_nothing(command, small_scene, tmp_path,
+                                                                                    capsys):
+    scene = str(small_scene / "crop.npy")
+    output = {"encode": ["--output", str(tmp_path / "out" / "codes.npy")]}.get(command, ["--out", str(tmp_path / "out")])
+    extra = ["--gt", str(small_scene / "labels.npy")] if command == "classify" else []
+    assert main([command, scene, "--checkpoint", "pretrained", *output, *extra]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"hsijax {command}: error: " + REFUSAL.format(file=scene)]
+    assert not (tmp_path / "out").exists()
 
 
 def test_export_writes_a_model_that_loads_back_equal(tmp_path, shipped, capsys):

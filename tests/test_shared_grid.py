@@ -66,7 +66,7 @@ def test_shared_grid_pca_reconstructs_what_it_spans_on_a_partial_sensor():
     codes = rng.normal(size=(5, 8)) * 0.05
     spectra = fitted.decode(codes, vnir)
     np.testing.assert_allclose(fitted.reconstruct(spectra, vnir), spectra, atol=2e-4)  # interpolation only
-    with pytest.raises(HsijaxError, match="covers 5 grid points, fewer than the code width 8"):
+    with pytest.raises(HsijaxError, match="cover 5 points of the shared grid, fewer than the code width 8"):
         fitted.encode(spectra[:, :5], vnir[:5] * 0 + np.arange(400, 425, 5))
 
 
@@ -77,16 +77,17 @@ def test_own_pca_is_exact_at_full_rank():
 
 def test_wavelength_grid_network_compiles_once_per_bucket_and_ignores_padding():
     """Codes pool over the grid points the sensor covers: the same spectrum padded to two buckets
-    gives the same code; a scene without wavelengths gets the 400-2500 nm default."""
-    model = create_model(8, "conditioned", axis="wavelength_grid", buckets=(128, 256), widths=(8, 16, 16))
+    gives the same code."""
+    model = create_model(8, kind="grid_cnn", buckets=(128, 256), widths=(8, 16, 16))
     rng = np.random.default_rng(5)
     wavelengths = np.linspace(400, 1000, 100)
     spectra = smooth_spectra(rng, 4, wavelengths).astype(np.float32)
     with count_compilations() as compiled:
-        small = hsijax.encode(model, spectra, wavelengths)
-        recon = hsijax.reconstruct(model, spectra, wavelengths)
-        hsijax.encode(model, smooth_spectra(rng, 3, np.linspace(400, 2500, 200)), None)
-        hsijax.encode(model, spectra[:, :90], wavelengths[:90])
+        small = hsijax.encode(model, spectra, wavelengths=wavelengths)
+        recon = hsijax.reconstruct(model, spectra, wavelengths=wavelengths)
+        full = np.linspace(400, 2500, 200)
+        hsijax.encode(model, smooth_spectra(rng, 3, full), wavelengths=full)
+        hsijax.encode(model, spectra[:, :90], wavelengths=wavelengths[:90])
     assert compiled() == 3  # encode at 128 and 256, reconstruct at 128
     assert recon.shape == spectra.shape and np.isfinite(recon).all()
     padded_further = make_batch(spectra, wavelengths, (256,))
@@ -94,7 +95,7 @@ def test_wavelength_grid_network_compiles_once_per_bucket_and_ignores_padding():
 
     np.testing.assert_allclose(jitted_encode(model.config)(model.variables, padded_further), small, atol=1e-5)
     with pytest.raises(HsijaxError, match="at most 3 stages"):
-        create_model(8, axis="wavelength_grid", widths=(8, 8, 8, 8))
+        create_model(8, kind="grid_cnn", widths=(8, 8, 8, 8))
 
 
 def test_import_options_attach_wavelengths(tmp_path):
@@ -179,10 +180,9 @@ def test_masked_window_pretraining_is_deterministic_resumable_and_grid_only(tmp_
     np.save(tmp_path / "scene.npy", (smooth_spectra(rng, 48, np.linspace(400, 2400, 40)) * 1000).reshape(8, 6, 40))
     assert main(["import", str(tmp_path / "scene.npy"), "--name", "scene", "--data-dir", str(tmp_path / "data"),
                  "--wavelengths", "linspace:400:2400"]) == 0
-    common = ["--config", "tiny", f"--config.data.data_dir={tmp_path / 'data'}", "--config.data.scenes=scene",
+    common = ["--config", "tiny:grid_cnn", f"--config.data.data_dir={tmp_path / 'data'}", "--config.data.scenes=scene",
               "--config.data.held_out_pixels=8", "--config.train.batch_size=16", "--config.train.steps=4",
-              "--config.train.checkpoint_every=2", "--config.model.axis=wavelength_grid",
-              "--no-progress"]
+              "--config.train.checkpoint_every=2", "--no-progress"]
 
     def run(name: str, *extra: str):
         assert main(["pretrain", *common, "--workdir", str(tmp_path / name), *extra]) == 0
@@ -271,7 +271,7 @@ def test_grid_pca_command_fits_saves_a_loadable_code_and_refuses_bad_output(tmp_
     assert "wrote" in capsys.readouterr().out
     saved = SharedGridPCA.load(tmp_path / "code")
     network = hsijax.load_model(tmp_path / "network")
-    assert network.config.network == "linear" and network.config.code_width == 4
+    assert network.config == hsijax.LinearGridConfig(code_width=4)
     np.testing.assert_allclose(np.asarray(network.variables["params"]["encoder"]["basis"]),
                                saved.basis[:4] * saved.scale[:4, None], atol=1e-7)
     card = (tmp_path / "card.md").read_text()
@@ -296,56 +296,3 @@ def test_grid_pca_command_fits_saves_a_loadable_code_and_refuses_bad_output(tmp_
         assert not (tmp_path / "other").exists() and not (tmp_path / "n2").exists()
     with pytest.raises(HsijaxError, match="not a saved shared-grid PCA"):
         SharedGridPCA.load(tmp_path)
-
-
-def test_the_linear_network_is_the_grid_pca_in_network_form_and_fine_tunes_in_a_classifier():
-    """`SharedGridPCA.to_model`: the same codes and reconstructions through `hsijax.encode` (float32
-    normal equations against float64 least squares), on a full-range and a VNIR-only sensor, one
-    compilation per bucket; the classifier adopts its basis and its gradients reach it."""
-    import jax
-
-    from hsijax.models.classifier import SpectralClassifier
-    from hsijax.models.inference import encode, reconstruct
-
-    rng = np.random.default_rng(12)
-    wavelengths = {"full": np.linspace(400, 2500, 200), "vnir": np.linspace(380, 1050, 48)}
-    scenes = [(np.clip(np.cumsum(rng.normal(size=(300, len(w))), axis=-1) * 0.02 + 0.5, 0, 1), w)
-              for w in wavelengths.values()]
-    pca = SharedGridPCA.fit(scenes, 6)
-    model, whitened = pca.to_model(whiten=False), pca.to_model()
-    assert model.config.network == "linear" and model.parameter_count == 7 * 440
-    with count_compilations() as compiled:
-        for spectra, bands in scenes:
-            np.testing.assert_allclose(encode(model, spectra, bands), pca.encode(spectra, bands), rtol=1e-3, atol=2e-3)
-            np.testing.assert_allclose(reconstruct(model, spectra, bands), pca.reconstruct(spectra, bands), atol=1e-4)
-            np.testing.assert_allclose(encode(whitened, spectra, bands) * pca.scale, pca.encode(spectra, bands),
-                                       rtol=1e-3, atol=2e-3)
-            np.testing.assert_allclose(reconstruct(whitened, spectra, bands), pca.reconstruct(spectra, bands), atol=1e-4)
-    assert compiled() == 4  # encode and reconstruct, at buckets 256 and 64 (one configuration for both models)
-    alone = SharedGridPCA.fit(scenes[:1], 6)  # a sensor that covers nearly the whole grid: scale = codes' std
-    np.testing.assert_allclose(alone.scale, alone.encode(*scenes[0]).std(axis=0), rtol=0.02)
-    with pytest.raises(HsijaxError, match='network "linear" needs axis "wavelength_grid"'):
-        create_model(8, network="linear")
-
-    spectra, bands = scenes[1]
-    classifier, variables = SpectralClassifier.from_model(model, 3, band_count=48, wavelengths=bands)
-    np.testing.assert_array_equal(variables["params"]["encoder"]["basis"], model.variables["params"]["encoder"]["basis"])
-    padded = make_batch(spectra[:8].astype(np.float32), bands, (64,)).spectra
-    gradient = jax.grad(lambda params: classifier.apply({"params": params}, padded).sum())(variables["params"])
-    assert np.abs(np.asarray(gradient["encoder"]["basis"])).max() > 0
-    with pytest.raises(HsijaxError, match="needs the spectra's band count"):
-        SpectralClassifier(model.config, 3).init_variables()
-
-
-def test_a_grid_network_without_band_centres_warns_once_per_band_count(capsys):
-    from hsijax.models.inference import _warn_default_wavelengths
-
-    _warn_default_wavelengths.cache_clear()
-    model = SharedGridPCA.fit([(np.random.default_rng(13).random((50, 30)), np.linspace(400, 2500, 30))], 3).to_model()
-    spectra = np.random.default_rng(14).random((4, 30)).astype(np.float32)
-    for _ in range(2):
-        hsijax.encode(model, spectra)
-    hsijax.encode(model, spectra, np.linspace(400, 2500, 30))
-    assert capsys.readouterr().err.splitlines() == [
-        "hsijax: warning: no band centres given: the wavelength-grid network places the 30 bands evenly over "
-        "400-2500 nm (pass the wavelengths; hsijax import --wavelengths)"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hsijax.errors import HsijaxError
+from hsijax.models.networks import KINDS
 
 PRETRAINING = ("tiny", "local", "unseen", "poster", "shipped")  # built-in names `hsijax pretrain` takes
 STUDY = ("study",)
@@ -18,18 +19,22 @@ LEAVE_OUT = ("leave_out",)
 
 
 def load_config(path_or_name: str, overrides: list[str] = (), builtins: tuple[str, ...] = PRETRAINING):
-    """The ml_collections config of a file or a built-in name, with ``--config.FIELD=VALUE``
-    overrides applied (unknown fields and wrong types are one `HsijaxError`)."""
+    """The ml_collections config of a file or a built-in name, ``NAME:KIND`` passing a network kind to
+    its ``get_config`` (e.g. ``tiny:linear_grid``), with ``--config.FIELD=VALUE`` overrides applied
+    (unknown fields and wrong types are one `HsijaxError`)."""
     from absl import flags
     from ml_collections import config_flags
 
-    path = Path(path_or_name)
-    if path_or_name in builtins:
-        path = Path(__file__).parent / f"{path_or_name}.py"
+    name, _, argument = str(path_or_name).partition(":")
+    path = Path(name)
+    if name in builtins:
+        path = Path(__file__).parent / f"{name}.py"
     if not path.is_file():
         raise HsijaxError(f"{path}: no such config file (or built-in name {builtins})")
+    if argument and argument not in KINDS:
+        raise HsijaxError(f"{path_or_name}: the config's argument is a network kind, one of {', '.join(KINDS)}")
     flag_values = flags.FlagValues()
-    argv = ["hsijax", f"--config={path}", *overrides]
+    argv = ["hsijax", f"--config={path}" + (f":{argument}" if argument else ""), *overrides]
     # sys_argv: ml_collections otherwise looks for the overrides in sys.argv, not in `overrides`
     config_flags.DEFINE_config_file("config", str(path), flag_values=flag_values, lock_config=True,
                                     sys_argv=argv)
@@ -42,4 +47,6 @@ def load_config(path_or_name: str, overrides: list[str] = (), builtins: tuple[st
         if isinstance(error, KeyError):  # its text is a repr, with a "Did you mean" on a second line
             text = "; ".join(line.strip() for line in str(error.args[0]).splitlines() if line.strip())
             raise HsijaxError(f"{path}: unknown config field {text}") from None
+        if argument and "get_config() takes 0 positional arguments" in str(error):
+            raise HsijaxError(f"{path}: this config takes no network kind; give it without :{argument}") from None
         raise HsijaxError(f"{path}: {' '.join(str(error).split())}") from None

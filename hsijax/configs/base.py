@@ -1,5 +1,10 @@
 """Every pretraining field and its default; the named configs start from here.
 
+Network: ``model.kind`` names the network (`hsijax.models.networks`: ``poster_cnn``, the default
+here with the conditioned decoder; ``grid_cnn``; ``linear_grid``) and the other ``model`` fields
+are that network's own. A config file takes the kind as its argument, so any network trains with
+any config that forwards it: ``--config tiny:linear_grid`` (`model_fields`).
+
 Scenes: ``data.scenes`` is a comma-separated list of dataset names under ``data.data_dir``. A scene
 that is not prepared yet is built first: a catalogued scene with `hsijax prepare`, any other with
 the `hsijax import` options given in ``data.imports`` (name -> "FILE [options]").
@@ -9,23 +14,40 @@ from __future__ import annotations
 
 import ml_collections
 
-from hsijax.models.autoencoder import ModelConfig
+from hsijax.models.networks import PosterCNNConfig, config_class
 
 
-def get_config() -> ml_collections.ConfigDict:
+def model_fields(kind: str | None = None, **fields) -> ml_collections.ConfigDict:
+    """``config.model`` for the network ``kind`` (default: the poster's CNN, conditioned decoder): its
+    default fields, then those of ``fields`` the network has -- the others are left out, so a config
+    that sizes the CNNs (widths, kernel) also runs the linear network, which has none of them."""
+    cls = config_class(kind or PosterCNNConfig.kind)
+    defaults = cls(decoder="conditioned") if cls is PosterCNNConfig else cls()
+    model = {key: tuple(value) if isinstance(value, list) else value for key, value in defaults.to_dict().items()}
+    model.update({key: value for key, value in fields.items() if key in model})
+    return ml_collections.ConfigDict(model)
+
+
+def set_model_fields(config: ml_collections.ConfigDict, **fields) -> None:
+    """Set those of ``fields`` that ``config.model``'s network has (see `model_fields`)."""
+    config.model.update({key: value for key, value in fields.items() if key in config.model})
+
+
+def get_config(kind: str | None = None) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
     # Start from a saved model instead of random weights (a workdir, a step, or a shipped model:
     # "pretrained", "poster"), whose network overrules config.model; a run that resumes ignores it.
     config.init_from = ""
-    config.model = ModelConfig(decoder="conditioned").to_dict()
-    config.model.buckets = tuple(config.model.buckets)
-    config.model.widths = tuple(config.model.widths)
+    config.model = model_fields(kind)
 
     config.data = ml_collections.ConfigDict()
     config.data.data_dir = "~/tensorflow_datasets"
     config.data.scenes = "indian_pines"
     config.data.imports = ml_collections.ConfigDict()  # name -> "FILE [hsijax import options]"
+    # name -> a --wavelengths form (file, table, linspace:FIRST:LAST), for a scene that lists no band
+    # centres: said here, never assumed; a grid PCA never fits a scene placed by a nominal list.
+    config.data.nominal_wavelengths = ml_collections.ConfigDict()
     config.data.mixing = "pixels"  # or "uniform"
     config.data.held_out_pixels = 512  # per scene, never trained on; PSNR is measured on them
     # How the pipeline shuffles and reads (hsijax.data.pipeline.PIPELINE_FORMATS): 2, dense windows;
@@ -44,7 +66,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.eval_every = 250
     config.train.checkpoint_every = 250
     config.train.keep_checkpoints = 3
-    # Wavelength-grid network only: the fraction of pixels encoded from a random wavelength window
+    # Wavelength-grid networks only: the fraction of pixels encoded from a random wavelength window
     # and decoded whole (`hsijax.train.step.visible_windows`); 0: every pixel sees all its bands.
     config.train.visible_window = 0.0
     return config

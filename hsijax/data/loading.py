@@ -192,7 +192,8 @@ def read_scene_file(options: ImportOptions, name: str) -> Scene:
             f"{options.gt}: ground truth shape {labels.shape} differs from the image's {cube.shape[:2]}"
         )
     return Scene(name, options.sensor, cube, labels, reading.wavelengths_nm if wavelengths is None else wavelengths,
-                 layout=reading.layout, layout_decided_by=reading.decided_by)
+                 layout=reading.layout, layout_decided_by=reading.decided_by,
+                 georeference=getattr(cube, "georeference", None), nodata=getattr(cube, "nodata", None))
 
 
 def import_scene(options: ImportOptions, name: str, data_dir=DEFAULT_DATA_DIR) -> Path:
@@ -275,9 +276,14 @@ def stage_dataset(remote) -> Path:
     return local
 
 
-def load_scene(name: str, data_dir=DEFAULT_DATA_DIR, imports: Mapping[str, str] | None = None) -> Scene:
-    """The whole scene ``name`` in memory, prepared or imported first when missing (`ensure_scene`)."""
-    return read_scene(load_dataset(ensure_scene(name, data_dir, imports)))
+def load_scene(name: str, data_dir=DEFAULT_DATA_DIR, imports: Mapping[str, str] | None = None,
+               nominal: Mapping[str, str] | None = None) -> Scene:
+    """The whole scene ``name`` in memory, prepared or imported first when missing (`ensure_scene`);
+    ``nominal``: name -> the ``--wavelengths`` of a scene that lists no band centres."""
+    scene = read_scene(load_dataset(ensure_scene(name, data_dir, imports)))
+    if nominal and name in nominal and scene.wavelengths_nm is None:
+        scene = with_wavelengths(scene, nominal[name], f"dataset {name}")
+    return scene
 
 
 class SceneInput(NamedTuple):
@@ -288,23 +294,60 @@ class SceneInput(NamedTuple):
     labels_source: str  # the ground-truth file, or the dataset
 
 
-def scene_input(dataset: str | None, options: ImportOptions | None, data_dir=DEFAULT_DATA_DIR) -> SceneInput:
-    """What an evaluation command is given: a dataset name, or a file with its import options,
-    checked as an import would check it (NaN, overflow: named by the file, before any work)."""
+def wavelengths_for(spec: str, band_count: int, where: str) -> np.ndarray:
+    """The band centres a ``--wavelengths`` form names (a file, a table, ``linspace:FIRST:LAST``) for
+    ``band_count`` bands of ``where``; a list of another length is refused."""
+    wavelengths = listed_wavelengths(ImportOptions(Path(where), wavelengths=spec))
+    if wavelengths is None:
+        wavelengths = linspace_wavelengths(spec, band_count)
+    if len(wavelengths) != band_count:
+        raise HsijaxError(f"--wavelengths {spec}: {len(wavelengths)} wavelengths for the {band_count} bands of {where}")
+    return np.asarray(wavelengths, np.float64)
+
+
+def with_wavelengths(scene: Scene, spec: str, where: str) -> Scene:
+    """``scene`` with the band centres ``--wavelengths SPEC`` names (a file, a table, ``linspace:``),
+    for a scene that lists none; one that lists its own keeps them, and a different list is refused."""
+    wavelengths = wavelengths_for(spec, scene.cube.shape[-1], where)
+    if scene.wavelengths_nm is not None:
+        if np.allclose(scene.wavelengths_nm, wavelengths):
+            return scene
+        raise HsijaxError(f"{where}: lists its own band centres ({scene.wavelengths_nm[0]:.1f}-"
+                          f"{scene.wavelengths_nm[-1]:.1f} nm), which --wavelengths {spec} contradicts")
+    return dataclasses.replace(scene, wavelengths_nm=wavelengths)
+
+
+def scene_input(dataset: str | None, options: ImportOptions | None, data_dir=DEFAULT_DATA_DIR,
+                wavelengths: str | None = None) -> SceneInput:
+    """What an evaluation command is given: a dataset name (with ``wavelengths``, a ``--wavelengths``
+    for a dataset that lists none), or a file with its import options, checked as an import would
+    check it (NaN, overflow: named by the file, before any work)."""
     if (dataset is None) == (options is None):
         raise HsijaxError("give either --dataset NAME or a scene FILE")
     if dataset:
-        return SceneInput(load_scene(dataset, data_dir), f"dataset {dataset}", dataset)
+        scene = load_scene(dataset, data_dir)
+        if wavelengths is not None:
+            scene = with_wavelengths(scene, wavelengths, f"dataset {dataset}")
+        return SceneInput(scene, f"dataset {dataset}", dataset)
     scene = read_scene_file(options, options.file.stem.lower())
     check_scene_content(scene, str(options.file))
     return SceneInput(scene, str(options.file), str(options.gt or options.file))
 
 
-def open_scenes(names: Sequence[str], data_dir, imports: Mapping[str, str] | None = None) -> list[SceneDataset]:
-    """The prepared datasets ``names``, each prepared or imported first when missing."""
+def open_scenes(names: Sequence[str], data_dir, imports: Mapping[str, str] | None = None,
+                nominal: Mapping[str, str] | None = None) -> list[SceneDataset]:
+    """The prepared datasets ``names``, each prepared or imported first when missing; ``nominal``:
+    name -> the ``--wavelengths`` of a dataset that lists no band centres (recorded in its metadata
+    as read, never written to the dataset)."""
     if not names:
         raise HsijaxError("no scene named (config.data.scenes is empty)")
-    return [load_dataset(ensure_scene(name, data_dir, imports)) for name in names]
+    datasets = [load_dataset(ensure_scene(name, data_dir, imports)) for name in names]
+    for index, dataset in enumerate(datasets):
+        if nominal and dataset.name in nominal and dataset.wavelengths_nm is None:
+            wavelengths = wavelengths_for(nominal[dataset.name], dataset.bands, f"dataset {dataset.name}")
+            metadata = {**dataset.metadata, "wavelengths_nm": [float(w) for w in wavelengths]}
+            datasets[index] = dataclasses.replace(dataset, metadata=metadata)
+    return datasets
 
 
 def scene_names(text: str) -> list[str]:

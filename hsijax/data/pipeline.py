@@ -78,6 +78,10 @@ class TrainingSet:
     def rows(self, start: int, stop: int) -> np.ndarray:
         return np.asarray(self.pixels[start:stop], np.float32)
 
+    def spectra(self, indices) -> np.ndarray:
+        """The pixels ``indices`` (n, b) float32, in ascending order (as `SceneDataset.spectra`)."""
+        return np.asarray(self.pixels[np.sort(np.asarray(indices, np.int64))], np.float32)
+
     def read(self, indices) -> dict[str, np.ndarray]:
         """Pixels ``indices``: ``spectrum`` (n, b) float32; ``label`` 0; ``row`` the pixel's index."""
         indices = np.asarray(indices, np.int64)

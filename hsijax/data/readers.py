@@ -1,7 +1,9 @@
 """Read a hyperspectral cube or a label map from the file formats scenes are published in.
 
-Formats: MATLAB ``.mat`` v5 (scipy) and v7.3 (HDF5, h5py), ENVI ``.hdr`` + data file (spectral,
-wavelengths from the header), TIFF/GeoTIFF (tifffile) and ``.npy`` (memory-mapped).
+Formats: MATLAB ``.mat`` v5 (scipy) and v7.3 (HDF5, h5py), ENVI ``.hdr`` + data file (the header
+and its wavelengths by spectral, the cube by GDAL in windows), TIFF/GeoTIFF (multi-band ones by GDAL
+in windows, with their georeferencing; others by tifffile) and ``.npy`` (memory-mapped). Cubes read
+in windows (`hsijax.data.rasters.WindowedCube`) are never whole in memory unless asked to be.
 
 Layouts: cubes come out as (H, W, b), read by evidence, never by a guess from the array's sizes
 alone (`decide_layout`). A 3-D array is band-last (H, W, b) or band-first (b, H, W); what decides:
@@ -25,9 +27,11 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from hsijax.data.rasters import WindowedCube, opens_with_gdal
 from hsijax.errors import HsijaxError
 
 CUBE_SUFFIXES = (".mat", ".npy", ".hdr", ".tif", ".tiff")
@@ -97,11 +101,18 @@ def _pick(arrays: dict[str, np.ndarray], path: Path, key: str | None, ndims: tup
 
 
 def _read_envi(path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(cube (H, W, b), wavelengths, interleave): the header read by spectral, the cube by GDAL's ENVI
+    driver in windows (`WindowedCube`), or by spectral in memory where GDAL cannot read it."""
     from spectral.io import envi
 
     try:
         image = envi.open(str(path))
-        cube = np.asarray(image.load())
+        lines, samples, bands = (int(image.metadata[key]) for key in ("lines", "samples", "bands"))
+        cube = WindowedCube(image.filename) if opens_with_gdal(image.filename, bands) else None
+        if cube is None or cube.shape != (lines, samples, bands):
+            cube = np.asarray(image.load())
+    except HsijaxError:
+        raise
     except Exception as error:  # spectral raises its own and OS errors for missing data files
         raise HsijaxError(f"{path}: not a readable ENVI header and data file ({error})") from None
     wavelengths = image.metadata.get("wavelength")
@@ -128,14 +139,22 @@ def _in_nanometres(wavelengths: np.ndarray, header: dict) -> np.ndarray:
     return wavelengths * 1000.0 if micrometres else wavelengths
 
 
-def _read_tiff(path: Path) -> tuple[np.ndarray, str]:
-    """(array, its axes as tifffile names them: S samples, Y rows, X columns, Q/I pages, ...)."""
+def _read_tiff(path: Path) -> tuple[np.ndarray | ArrayShape, str, WindowedCube | None]:
+    """(array, its axes as tifffile names them: S samples, Y rows, X columns, Q/I pages, ..., a
+    band-last view read by windows). A TIFF whose own axes say where the bands are (samples,
+    contiguous or separate planes) and that GDAL reads as that many bands is read by windows
+    (`WindowedCube`; the array is then its shape alone); any other TIFF whole, by tifffile."""
     import tifffile
 
     try:
         with tifffile.TiffFile(path) as tiff:
             series = tiff.series[0]
-            return series.asarray(), series.axes
+            shape, axes, dtype = tuple(series.shape), series.axes, series.dtype
+            if axes in ("YXS", "SYX") and opens_with_gdal(path, shape[axes.index("S")]):
+                return ArrayShape(shape, dtype), axes, WindowedCube(path)
+            return series.asarray(), axes, None
+    except HsijaxError:
+        raise
     except Exception as error:
         raise HsijaxError(f"{path}: not a readable TIFF file ({error})") from None
 
@@ -167,6 +186,17 @@ def _existing_file(path) -> Path:
     return path
 
 
+class ArrayShape(NamedTuple):
+    """The shape and dtype of an array in a file that is read by windows, not whole."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
 @dataclasses.dataclass(frozen=True)
 class FileArray:
     """An array as read from a file, and what the file itself says about its axes."""
@@ -176,6 +206,7 @@ class FileArray:
     envi_interleave: str | None = None  # ENVI: the array is already (rows, columns, bands)
     tiff_axes: str | None = None
     convention: str | None = None  # "MATLAB", "NumPy": band-last by convention
+    band_last: WindowedCube | None = None  # a TIFF read by windows: its (H, W, b) view (``array``: its shape)
 
 
 def read_file_array(path, key: str | None, ndims: tuple[int, ...], what: str) -> FileArray:
@@ -188,8 +219,8 @@ def read_file_array(path, key: str | None, ndims: tuple[int, ...], what: str) ->
         cube, wavelengths, interleave = _read_envi(path)
         return FileArray(cube, wavelengths, envi_interleave=interleave)
     if suffix in (".tif", ".tiff"):
-        array, axes = _read_tiff(path)
-        return FileArray(array, tiff_axes=axes)
+        array, axes, windowed = _read_tiff(path)
+        return FileArray(array, tiff_axes=axes, band_last=windowed)
     if suffix == ".npy":
         return FileArray(_read_npy(path), convention="NumPy")
     raise HsijaxError(f"{path}: unsupported file type {suffix!r}; expected one of {CUBE_SUFFIXES}")
@@ -198,6 +229,8 @@ def read_file_array(path, key: str | None, ndims: tuple[int, ...], what: str) ->
 def read_arrays(path, key: str | None, ndims: tuple[int, ...], what: str):
     """(array, wavelengths or None) from any supported file."""
     read = read_file_array(path, key, ndims, what)
+    if read.band_last is not None:
+        raise HsijaxError(f"{path}: a {read.band_last.shape[-1]}-band raster, not a {what}")
     return read.array, read.wavelengths_nm
 
 
@@ -331,7 +364,10 @@ def to_band_last(read: FileArray, path, shape: tuple[int, int] | None = None, la
     else:
         evidence = layout_evidence(array.shape, read, layout, _spatial(shape, labels_shape), band_count)
         reading, decided_by = decide_layout(path, array.shape, evidence)
-    cube = np.moveaxis(array, 0, -1) if reading == "band_first" else array
+    if read.band_last is not None:  # the file's own axes decided (evidence against them is refused above)
+        cube = read.band_last
+    else:
+        cube = np.moveaxis(array, 0, -1) if reading == "band_first" else array
     return CubeReading(cube, read.wavelengths_nm, reading, decided_by)
 
 

@@ -20,6 +20,7 @@ from importlib import resources
 
 import numpy as np
 
+from hsijax.data.rasters import GeoReference
 from hsijax.data.wavelengths import INDIAN_PINES_220_WAVELENGTHS_NM, kept_bands
 from hsijax.errors import HsijaxError
 
@@ -35,7 +36,8 @@ INDIAN_PINES_CLASSES = (
 
 @dataclasses.dataclass(frozen=True)
 class Scene:
-    """A whole scene in memory: cube (H, W, b) in sensor units, labels (H, W), 0 = unlabelled."""
+    """A scene: cube (H, W, b) in sensor units -- in memory, or a file read by rows
+    (`hsijax.data.rasters.WindowedCube`) -- and labels (H, W), 0 = unlabelled."""
 
     name: str
     sensor: str
@@ -45,6 +47,8 @@ class Scene:
     class_names: tuple[str, ...] = ()
     layout: str = "band_last"  # how the file held the cube: band_last | band_first | bands_by_pixels | pixels_by_bands
     layout_decided_by: str = "an array in memory"  # the evidence that decided it (`hsijax.data.readers`)
+    georeference: GeoReference | None = None  # the file's CRS and transform (GeoTIFF, ENVI with map info)
+    nodata: float | None = None  # the file's nodata value: a pixel whose every band holds it has no data
 
 
 def indian_pines_wavelengths() -> np.ndarray:

@@ -93,6 +93,36 @@ def from_grid(grid_values, wavelengths, xp=np):
     return low + weight * (high - low)
 
 
-# Band centres assumed for a scene that lists none: evenly over this range, that of the
-# AVIRIS-class sensors most public scenes come from (a guess, used only by the grid network).
-DEFAULT_RANGE_NM = (400.0, 2500.0)
+def padded_on_grid(spectra, band_count, wavelengths, visible_nm=None, xp=np):
+    """Padded spectra (N, B) with their band counts (N,) and padded band centres (N, B) -> (values on
+    the grid (N, G), covered (N, G) bool): the per-pixel path, for batches that mix sensors.
+    ``visible_nm`` (N, 2): only grid points in that range count as covered (a masked-band objective)."""
+    interpolation = grid_interpolation(wavelengths, band_count, xp=xp)
+    covered = interpolation.covered
+    if visible_nm is not None:
+        grid_nm = xp.asarray(SHARED_GRID_NM, xp.float32)
+        covered = covered & (grid_nm >= visible_nm[:, :1]) & (grid_nm <= visible_nm[:, 1:])
+    return to_grid(spectra, interpolation._replace(covered=covered), xp=xp), covered
+
+
+def to_grid_matrix(wavelengths, xp=np, dtype=None):
+    """(b, G) matrix R with ``spectra @ R == to_grid(spectra, grid_interpolation(wavelengths))`` for
+    spectra (..., b) of one sensor (zero columns where it does not cover the grid), and the covered
+    mask (G,): the grid resampling as one matrix, computed once per wavelength list (``dtype``:
+    float32 unless given)."""
+    interpolation = grid_interpolation(wavelengths, xp=xp)
+    bands = xp.arange(np.shape(wavelengths)[-1])
+    left = (bands[:, None] == interpolation.left[None, :]) * (1.0 - interpolation.weight)
+    right = (bands[:, None] == interpolation.right[None, :]) * interpolation.weight
+    matrix = xp.where(interpolation.covered, left + right, 0.0)
+    return matrix.astype(dtype or xp.float32), interpolation.covered
+
+
+def from_grid_matrix(wavelengths, xp=np):
+    """(G, b) matrix D with ``grid_values @ D == from_grid(grid_values, wavelengths)``."""
+    wavelengths = xp.asarray(wavelengths, dtype=xp.float32)
+    position = xp.clip((wavelengths - GRID_START_NM) / GRID_STEP_NM, 0.0, GRID_POINTS - 1.0)
+    left = xp.clip(xp.floor(position).astype(xp.int32), 0, GRID_POINTS - 2)
+    weight = position - left
+    points = xp.arange(GRID_POINTS)[:, None]
+    return ((points == left[None, :]) * (1.0 - weight) + (points == left[None, :] + 1) * weight).astype(xp.float32)

@@ -351,6 +351,13 @@ class SceneDataset:
         ensure_dense(self)
         return DenseReader(self.directory / DENSE_PIXELS, self.directory / DENSE_LABELS)
 
+    def spectra(self, indices) -> np.ndarray:
+        """The spectra of pixels ``indices`` (n, b), float32 in sensor units, in ascending pixel order,
+        from the dense copy: only the pages those pixels lie on are read."""
+        ensure_dense(self)
+        dense = np.load(self.directory / DENSE_PIXELS, mmap_mode="r")
+        return np.asarray(dense[np.sort(np.asarray(indices, np.int64))], np.float32)
+
     def read(self, indices) -> dict[str, np.ndarray]:
         """Pixels ``indices`` in one read: ``spectrum`` (n, b) float32 in sensor units, ``label``,
         ``row``, ``col`` (n,) int32."""

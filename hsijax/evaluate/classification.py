@@ -31,11 +31,12 @@ from hsijax.evaluate.spatial import WINDOWS, features_by_window
 from hsijax.evaluate.splits import stratified_split, training_counts, validation_split
 from hsijax.files import check_output, write_json_atomic
 from hsijax.metrics import classification_scores, mean_and_std
-from hsijax.models.autoencoder import Model, ModelConfig
 from hsijax.models.classifier import SpectralClassifier, as_wavelengths, predict
 from hsijax.models.inference import encode
+from hsijax.models.model import Model
+from hsijax.models.networks import NetworkConfig, PosterCNNConfig
 from hsijax.models.saved_model import load_model
-from hsijax.spectral import check_band_count, fit_normalization, pad_to_bucket
+from hsijax.spectral import fit_normalization, pad_to_bucket
 from hsijax.train.fine_tune import fine_tune
 
 SPECTRAL_METHODS = ("pretrained", "scratch", "svm")  # the poster's comparison, the default
@@ -81,10 +82,10 @@ def fit_spatial_svm(features: dict[int, np.ndarray], targets: np.ndarray, train:
     return window, searches[window].best_estimator_
 
 
-def network_config(pretrained: Model | None) -> ModelConfig:
+def network_config(pretrained: Model | None) -> NetworkConfig:
     """The architecture both networks share: the pretrained model's (its buckets pad the spectra),
     or the default one when there is no pretrained model."""
-    return pretrained.config if pretrained else ModelConfig()
+    return pretrained.config if pretrained else PosterCNNConfig()
 
 
 def network_for(method: str, pretrained: Model | None, num_classes: int, seed: int, band_count: int,
@@ -213,7 +214,7 @@ def classify_file(scene_of: Callable[[], SceneInput], settings: ClassifySettings
         training_counts(scene.labels, settings.fraction)  # every class must keep a pixel for testing
     except HsijaxError as error:
         raise HsijaxError(f"{labels_source}: {error}") from None
-    check_band_count(scene.cube.shape[-1], network_config(pretrained).buckets, source)
+    network_config(pretrained).check_scene(scene.cube.shape[-1], scene.wavelengths_nm, source)
     return classify_scene(scene, dataclasses.replace(settings, methods=methods), out, pretrained,
                           progress=print_progress)
 

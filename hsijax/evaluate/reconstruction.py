@@ -20,10 +20,10 @@ from hsijax.data.scene import Scene
 from hsijax.evaluate.figures import reconstruction_figures
 from hsijax.files import check_output, write_json_atomic
 from hsijax.metrics import per_band_psnr, per_band_ssim
-from hsijax.models.autoencoder import Model
 from hsijax.models.inference import reconstruct
+from hsijax.models.model import Model
 from hsijax.models.saved_model import load_model
-from hsijax.spectral import check_band_count, fit_normalization
+from hsijax.spectral import fit_normalization
 
 
 def evaluate_reconstruction(model: Model, scene: Scene) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -52,7 +52,7 @@ def reconstruct_to(checkpoint, scene_of: Callable[[], SceneInput], out: Path) ->
     check_output(out)
     model = load_model(checkpoint)
     scene, source, _ = scene_of()
-    check_band_count(scene.cube.shape[-1], model.config.buckets, source)
+    model.config.check_scene(scene.cube.shape[-1], scene.wavelengths_nm, source)
     metrics, original, recon = evaluate_reconstruction(model, scene)
     reconstruction_figures(original, recon, np.asarray(metrics["per_band_psnr_db"]), scene.wavelengths_nm,
                            scene.name, out)

@@ -40,8 +40,9 @@ from hsijax.evaluate.figures import reconstruction_figures
 from hsijax.evaluate.reconstruction import evaluate_reconstruction
 from hsijax.files import write_json_atomic, write_text_atomic
 from hsijax.metrics import per_band_psnr
-from hsijax.models.autoencoder import DECODERS, create_model
 from hsijax.models.inference import encode, reconstruct
+from hsijax.models.model import create_model
+from hsijax.models.networks.poster_cnn import DECODERS
 from hsijax.models.saved_model import load_pretrained, save_model
 from hsijax.spectral import fit_normalization
 from hsijax.train.loop import pretrain
@@ -116,7 +117,7 @@ def shipped_weights(settings: DemoSettings, scene) -> dict:
         workdir / "classification", model, progress=print_progress,
     )
     return {
-        "model": {"network": model.config.network, "description": model.config.description,
+        "model": {"network": model.config.kind, "description": model.config.description,
                   "code_width": model.config.code_width, "parameters": model.parameter_count},
         "encoding": {"pixels": int(codes.shape[0]), "code_width": int(codes.shape[1]),
                      "seconds": encode_seconds, "pixels_per_second": codes.shape[0] / encode_seconds},

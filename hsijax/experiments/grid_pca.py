@@ -24,17 +24,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hsijax.data.loading import load_scene, scene_names
+import jax
+
+from hsijax.data.loading import load_scene, open_scenes, scene_names
 from hsijax.data.shared_grid import GRID_POINTS, GRID_STEP_NM, SHARED_GRID_NM
 from hsijax.errors import HsijaxError
 from hsijax.evaluate.reconstruction import evaluate_reconstruction
-from hsijax.experiments.leave_out import linear_fit_sets
+from hsijax.experiments.leave_out import library_set
 from hsijax.experiments.leave_out_report import reconstruction_results
 from hsijax.experiments.model_card import classification_section, read_reports
 from hsijax.files import check_output, is_uri, storage_path, write_text_atomic
-from hsijax.models.autoencoder import Model
 from hsijax.models.linear_code import SharedGridPCA
+from hsijax.models.model import Model
 from hsijax.models.saved_model import MODEL_CARD, save_model
+from hsijax.train.grid_fit import fit_on_mesh
 
 
 def check_new_folder(output, what: str) -> None:
@@ -66,17 +69,18 @@ def fit_grid_pca(config, output, code_width: int = 32, network=None, network_wid
     if leave_out is not None and not reconstruction_results(config, Path(leave_out)):
         raise HsijaxError(f"{leave_out}: no finished leave-out cell (give the workdir of hsijax leave-out)")
     data = config.pretrain.data
-    scenes = [load_scene(name, data.data_dir, data.imports) for name in scene_names(data.scenes)]
-    listed = [scene for scene in scenes if scene.wavelengths_nm is not None]
-    sets = linear_fit_sets(config, listed)
-    with_library = "grid_pca_library" in sets
-    pca = SharedGridPCA.fit(sets["grid_pca_library" if with_library else "grid_pca"], code_width,
-                            seed=config.pretrain.seed)
-    record = {"scenes": [scene.name for scene in listed],
-              "skipped_without_wavelengths": [scene.name for scene in scenes if scene.wavelengths_nm is None],
+    datasets = open_scenes(scene_names(data.scenes), data.data_dir, data.imports)  # their own band centres only
+    listed = [dataset for dataset in datasets if dataset.wavelengths_nm is not None]
+    library = library_set(config)
+    pca = fit_on_mesh([*listed, *([library] if library is not None else [])], code_width, seed=config.pretrain.seed)
+    with_library = library is not None
+    record = {"scenes": [dataset.name for dataset in listed],
+              "skipped_without_wavelengths": [dataset.name for dataset in datasets if dataset.wavelengths_nm is None],
               "spectral_library": Path(config.spectral_library).name if with_library else None,
               "library_mixtures": config.library_mixtures if with_library else 0,
-              "code_width": code_width, "seed": config.pretrain.seed}
+              "code_width": code_width, "seed": config.pretrain.seed, "processes": jax.process_count()}
+    if jax.process_index() != 0:  # every process fitted the same code; the first writes it
+        return pca, record
     pca.save(output, record)
     print(f"grid-pca: fitted on {', '.join(record['scenes'])}"
           + (f" and {config.library_mixtures:,} library mixtures" if with_library else ""), file=sys.stderr)
@@ -87,7 +91,8 @@ def fit_grid_pca(config, output, code_width: int = 32, network=None, network_wid
         path = Path(save_model(model, network))
         if card is not None:
             size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-            seen = {scene.name: (scene, evaluate_reconstruction(model, scene)[0]) for scene in listed}
+            scenes = [load_scene(dataset.name, data.data_dir, data.imports) for dataset in listed]
+            seen = {scene.name: (scene, evaluate_reconstruction(model, scene)[0]) for scene in scenes}
             unseen = reconstruction_results(config, Path(leave_out)) if leave_out else {}
             text = render_card(model, record, size, seen, unseen, read_reports(classification), path, leave_out)
             write_text_atomic(card, text)
@@ -134,7 +139,7 @@ def render_card(model: Model, record: dict, size_bytes: int, seen: dict, unseen:
         "",
         "## Model",
         "",
-        f"The linear network on the shared wavelength grid (`network=\"linear\"`): {GRID_POINTS} points every "
+        f"The linear network on the shared wavelength grid (`{config.kind}`): {GRID_POINTS} points every "
         f"{GRID_STEP_NM:.0f} nm, {SHARED_GRID_NM[0]:.0f}–{SHARED_GRID_NM[-1]:.0f} nm; code width "
         f"{config.code_width}; band buckets {tuple(config.buckets)} (1 to {max(config.buckets)} bands): "
         f"{model.parameter_count:,} parameters (a mean and {config.code_width} basis vectors on the grid), "
@@ -144,8 +149,10 @@ def render_card(model: Model, record: dict, size_bytes: int, seen: dict, unseen:
         f"{config.code_width} principal components of the shipped shared-grid PCA "
         "(`hsijax.SharedGridPCA.load_pretrained`) in network form, whitened (each basis vector times its "
         "component's standard deviation over the fitted spectra, so each code number has unit variance there; "
-        "the same reconstructions), usable by `hsijax.encode`, every `--checkpoint` and "
-        "`SpectralClassifier.from_pretrained`.",
+        "the same reconstructions; the code's own numbers are these times each component's `scale`), usable by "
+        "`hsijax.encode`, every `--checkpoint` and `SpectralClassifier.from_pretrained`. For spectra that share "
+        "their band centres it folds into one matrix and an offset, computed once per list of band centres, so "
+        "encoding is one matrix product per block of pixels.",
         "",
         "## Fitted on",
         "",
@@ -167,8 +174,9 @@ def render_card(model: Model, record: dict, size_bytes: int, seen: dict, unseen:
         *classification_section(reports, "hsijax grid-pca"),
         "## Known limits",
         "",
-        "- A scene without band centres is placed evenly over 400–2500 nm, which is wrong for most sensors: "
-        "give `--wavelengths` (or an ENVI header that lists them) when importing.",
+        "- It needs each spectrum's band centres: spectra given without them are refused (`wavelengths=` in "
+        "Python, `--wavelengths` on every command: a file, a sensor table or `linspace:FIRST:LAST`); it never "
+        "assumes where the bands lie.",
         f"- Linear: nonlinear structure a scene's own network would learn is not in its {config.code_width} numbers; "
         "the scene's own PCA (fitted on it) reconstructs it better still (docs/leave_out).",
         "- A spectrum is encoded alone; more than the largest bucket's bands is refused.",

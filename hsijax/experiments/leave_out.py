@@ -17,7 +17,7 @@ Then codes vs spectra for RX anomaly detection on the anomaly scenes, with the m
 without the classification scene (those scenes are AVIRIS, in its pretraining, labels unused).
 
 The network is the config's ``pretrain.model``: a CNN is pretrained by the training loop; the linear
-network on the wavelength grid (``network="linear"``, the shipped `load_pretrained()`) is fitted in
+network on the wavelength grid (``--config leave_out:linear_grid``, the shipped `load_pretrained()`) is fitted in
 closed form by the recipe it ships with -- the grid PCA of the cell's scenes plus the spectral
 library -- and saved as the cell's ``model``, then scored like any network.
 
@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from hsijax.data.loading import load_scene, scene_names
+from hsijax.data.pipeline import TrainingSet
 from hsijax.data.scene import Scene
 from hsijax.data.spectral_library import library_mixtures, read_usgs_library
 from hsijax.evaluate.codes import compare_features, rx_auc
@@ -44,6 +45,7 @@ from hsijax.files import check_output, write_json_atomic, write_text_atomic
 from hsijax.metrics import mean_and_std, per_band_psnr, per_band_ssim
 from hsijax.models.inference import encode
 from hsijax.models.linear_code import SharedGridPCA, own_pca_reconstruction
+from hsijax.models.networks import config_from_dict
 from hsijax.models.saved_model import load_model, save_model
 from hsijax.spectral import fit_normalization
 from hsijax.train.loop import train
@@ -65,13 +67,23 @@ def _library(directory: str, mixtures: int) -> tuple[np.ndarray, np.ndarray]:
     return library_mixtures(spectra, mixtures), wavelengths
 
 
+def library_set(config) -> TrainingSet | None:
+    """The spectral library's random mixtures as a scene of spectra in memory, when the config
+    names a library folder that exists."""
+    library = Path(config.spectral_library).expanduser() if config.spectral_library else None
+    if library is None or not library.is_dir():
+        return None
+    spectra, wavelengths = _library(str(library), config.library_mixtures)
+    return TrainingSet("spectral_library", spectra.astype(np.float32), wavelengths)
+
+
 def linear_fit_sets(config, fitted: list[Scene]) -> dict[str, list]:
     """{row prefix: (spectra, wavelengths) sets} the grid PCAs are fitted on: the scenes, and the
     scenes plus the spectral library when the config names one that exists."""
     sets = {"grid_pca": [(normalised(s), s.wavelengths_nm) for s in fitted]}
-    library = Path(config.spectral_library).expanduser() if config.spectral_library else None
-    if library is not None and library.is_dir():
-        sets["grid_pca_library"] = [*sets["grid_pca"], _library(str(library), config.library_mixtures)]
+    library = library_set(config)
+    if library is not None:
+        sets["grid_pca_library"] = [*sets["grid_pca"], (library.pixels, library.wavelengths_nm)]
     return sets
 
 
@@ -102,12 +114,16 @@ def score_reconstruction(model, scene: Scene, linear: dict[str, SharedGridPCA]) 
 
 
 def grid_pca_scenes(config, left_out: str, scene) -> list[Scene]:
-    """The pretraining scenes of a cell that list wavelengths: what its grid PCA is fitted on."""
-    return [scene(name) for name in pretraining_scenes(config, left_out) if scene(name).wavelengths_nm is not None]
+    """The pretraining scenes of a cell that list their own wavelengths (not a nominal list): what
+    its grid PCA is fitted on."""
+    nominal = config.pretrain.data.get("nominal_wavelengths") or {}
+    return [scene(name) for name in pretraining_scenes(config, left_out)
+            if name not in nominal and scene(name).wavelengths_nm is not None]
 
 
 def is_linear(config) -> bool:
-    return config.pretrain.model.get("network", "cnn") == "linear"
+    """Whether the config's network is fitted in closed form (the linear network) or pretrained."""
+    return config_from_dict(dict(config.pretrain.model)).folds_per_sensor
 
 
 def network_directory(config, workdir: Path) -> Path:
@@ -210,7 +226,7 @@ def run_leave_out(config, workdir, progress: bool = True) -> None:
     """Every cell, then anomaly detection and the fine-tuning comparison (what is done is kept)."""
     workdir = check_output(Path(workdir).expanduser(), "directory")
     data = config.pretrain.data
-    scene = functools.cache(lambda name: load_scene(name, data.data_dir, data.imports))
+    scene = functools.cache(lambda name: load_scene(name, data.data_dir, data.imports, data.nominal_wavelengths))
     for left_out in names(config.left_out):
         run_cell(config, left_out, workdir / f"without_{left_out}", scene, progress)
     for pair in names(config.labelled_scenes):

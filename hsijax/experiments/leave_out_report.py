@@ -10,7 +10,7 @@ import numpy as np
 
 from hsijax.data.loading import scene_names as names
 from hsijax.evaluate.figures import save_atomic
-from hsijax.models.autoencoder import ModelConfig
+from hsijax.models.networks import config_from_dict
 
 
 def _read(path: Path) -> dict | None:
@@ -200,16 +200,16 @@ def reconstruction_figure(results: dict[str, dict], report_dir: Path, network_wi
 
 def network_description(pretrain) -> str:
     """What the page's network is and how each cell got it."""
-    if pretrain.model.get("network", "cnn") == "linear":
-        return ("the linear network on the wavelength grid (`model.network=linear`, what `hsijax.load_pretrained()` "
+    network = config_from_dict(dict(pretrain.model))
+    if network.folds_per_sensor:
+        return (f"{network.description} (`--config leave_out:{network.kind}`, what `hsijax.load_pretrained()` "
                 "ships), fitted in closed form by its shipping recipe: the grid PCA of the pretraining scenes plus "
                 "the USGS library below")
-    return (f"{pretrain.train.steps} steps of {pretrain.train.batch_size} pixels, `{pretrain.model.decoder}` decoder, "
-            f"axis `{pretrain.model.get('axis', 'bands')}`")
+    return f"{network.description} (`{network.kind}`), {pretrain.train.steps} steps of {pretrain.train.batch_size} pixels"
 
 
 def library_use(pretrain) -> str:
-    if pretrain.model.get("network", "cnn") == "linear":
+    if config_from_dict(dict(pretrain.model)).folds_per_sensor:
         return "which the linear network is fitted on as well (so its rows and that PCA's agree, up to float32)"
     return "which the network does not see"
 
@@ -234,7 +234,7 @@ def render(config, workdir: Path, report_dir: Path) -> str:
         "",
         "## Reconstruction",
         "",
-        *reconstruction_table(results, width, ModelConfig.from_dict(dict(pretrain.model)).description),
+        *reconstruction_table(results, width, config_from_dict(dict(pretrain.model)).description),
         "",
         *([f"![MPSNR by left-out scene]({figure.name})", ""] if figure else []),
         "Goals:",

@@ -16,7 +16,7 @@ from hsijax.data.loading import open_scenes
 from hsijax.errors import HsijaxError
 from hsijax.evaluate.classification import SPATIAL_METHODS, format_classification
 from hsijax.files import check_output, is_uri, write_text_atomic
-from hsijax.models.autoencoder import Model
+from hsijax.models.model import Model
 from hsijax.models.saved_model import SHIPPED, load_model, newest_step_directory, save_model
 from hsijax.train.metrics_log import read_metrics
 
@@ -109,10 +109,13 @@ def render(model: Model, workdir: Path, step_directory: Path, reports: list[dict
         "",
         "## Model",
         "",
-        f"The shared autoencoder of the poster, {config.decoder} decoder, code width {config.code_width}, "
-        f"encoder widths {tuple(config.widths)}, band buckets {tuple(config.buckets)} (1 to {max(config.buckets)} "
+        f"{config.description[0].upper()}{config.description[1:]} (`{config.kind}`), code width {config.code_width}, "
+        + (f"encoder widths {tuple(config.widths)}, " if hasattr(config, "widths") else "")
+        + f"band buckets {tuple(config.buckets)} (1 to {max(config.buckets)} "
         f"bands): {model.parameter_count:,} parameters, {size_bytes / 1e6:.2f} MB on disk (parameters only, "
-        "with SHA-256 checksums).",
+        "with SHA-256 checksums)."
+        + (" Wavelength-blind: it accepts band centres and ignores them." if not config.needs_wavelengths
+           else " It needs each scene's band centres (`--wavelengths`) and refuses spectra without them."),
         "",
         "## Training data",
         "",
@@ -144,7 +147,7 @@ def render(model: Model, workdir: Path, step_directory: Path, reports: list[dict
            "coarsely (see the held-out MPSNR above). It transfers to unseen sensors better than the conditioned "
            "decoder, which reconstructs seen sensors far better (docs/study/README.md): for reconstruction "
            "of a sensor listed above, pretrain with `--config.model.decoder=conditioned`."]
-          if config.decoder == "faithful" else []),
+          if getattr(config, "decoder", None) == "faithful" else []),
         "",
     ])
 

@@ -1,12 +1,14 @@
 """A Flax pixel classifier on the shared encoder, loadable from a pretraining checkpoint.
 
-`SpectralClassifier` is the autoencoder's encoder (same parameter names, so a checkpoint's
-``params/encoder`` drops in), the step that gives the shared code (`autoencoder.shared_code`: the
-band-axis max-pool, or the wavelength grid's pooling or least squares), and a small head
-(Dense-GELU-Dense). A wavelength-grid network needs the scene's band count and band centres, fixed
-per classifier like its bucket: one classifier classifies one sensor.
-`SpectralClassifier.from_pretrained(CKPT, num_classes)` builds it from a workdir, a checkpoint
-directory, one step's directory or a shipped model's name: the checkpoint carries its model config.
+`SpectralClassifier` is a network's encoder (`hsijax.models.networks.encoder_module`: the same
+parameter names, so a checkpoint's ``params/encoder`` drops in), the step that gives the shared
+code, and a small head (Dense-GELU-Dense). It classifies spectra of one sensor: its band count and
+band centres are fixed per classifier, like its bucket. The linear network's code is its folded
+matrix (`LinearGridCode.operators`), recomputed from the parameters in every step, so fine-tuning
+reaches the basis through it. A network that needs band centres refuses a classifier without them.
+`SpectralClassifier.from_pretrained(CKPT, num_classes, band_count=..., wavelengths=...)` builds it
+from a workdir, a checkpoint directory, one step's directory or a shipped model's name: the
+checkpoint carries its network config.
 
 `hsijax.train.fine_tune` trains all of it, encoder included.
 """
@@ -21,38 +23,48 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsijax.errors import HsijaxError
-from hsijax.models.autoencoder import ModelConfig, make_encoder, shared_code
+from hsijax.models.networks import NetworkConfig, encoder_module
 from hsijax.models.saved_model import load_model
-from hsijax.spectral import pad_wavelengths
+from hsijax.spectral import check_wavelengths, pad_wavelengths
 
 HEAD_WIDTH = 64
 
 
 class SpectralClassifier(nn.Module):
-    config: ModelConfig
+    config: NetworkConfig
     num_classes: int
     band_count: int | None = None  # the real bands of the padded spectra; needed by pooling "real" and the grid
-    wavelengths: tuple[float, ...] | None = None  # their band centres (nm); the grid network's default when None
+    wavelengths: tuple[float, ...] | None = None  # their band centres (nm); the grid networks need them
+
+    def check(self) -> None:
+        """Refuse what this classifier cannot encode (one line): band centres a network needs."""
+        self.config.require_wavelengths(self.wavelengths)
+        if self.config.needs_wavelengths and self.band_count is None:
+            raise HsijaxError("a wavelength-grid classifier needs the spectra's band count")
+        if self.wavelengths is not None and self.band_count is not None:
+            check_wavelengths(self.wavelengths, self.band_count)
 
     @nn.compact
     def __call__(self, spectra):
         """(N, B) padded, normalised spectra -> (N, num_classes) logits."""
+        self.check()
         rows, length = spectra.shape
-        band_count = None if self.band_count is None else jnp.full((rows,), self.band_count)
-        wavelengths = has_wavelengths = None
-        if self.config.axis == "wavelength_grid":
-            if self.band_count is None:
-                raise HsijaxError("a wavelength-grid classifier needs the spectra's band count")
-            centres = (np.zeros(length) if self.wavelengths is None
-                       else pad_wavelengths(self.wavelengths, self.band_count, length))  # checked, padded like spectra
-            wavelengths = jnp.broadcast_to(jnp.asarray(centres, jnp.float32), (rows, length))
-            has_wavelengths = jnp.full((rows,), self.wavelengths is not None)
-        encoder = make_encoder(self.config, name="encoder")
-        code = shared_code(encoder, self.config, spectra, band_count, wavelengths, has_wavelengths)
+        encoder = encoder_module(self.config, name="encoder")
+        if self.config.folds_per_sensor:
+            operators = encoder.operators(jnp.asarray(self.wavelengths, jnp.float32))
+            code = spectra[:, : self.band_count] @ operators.encode + operators.offset
+        else:
+            band_count = None if self.band_count is None else jnp.full((rows,), self.band_count)
+            wavelengths = None
+            if self.wavelengths is not None:
+                padded = pad_wavelengths(self.wavelengths, self.band_count, length)  # padded like the spectra
+                wavelengths = jnp.broadcast_to(jnp.asarray(padded, jnp.float32), (rows, length))
+            code = encoder(spectra, band_count, wavelengths)
         hidden = nn.gelu(nn.Dense(HEAD_WIDTH, name="head_hidden")(code))
         return nn.Dense(self.num_classes, name="head_out")(hidden)
 
     def init_variables(self, seed: int = 0):
+        self.check()
         return _compiled_init(self)(jax.random.key(seed))
 
     @classmethod
@@ -79,7 +91,7 @@ def as_wavelengths(wavelengths) -> tuple[float, ...] | None:
 
 @functools.lru_cache(maxsize=None)
 def _compiled_init(classifier: SpectralClassifier):
-    """Compiled once per classifier (see `hsijax.models.autoencoder._compiled_init`)."""
+    """Compiled once per classifier (see `hsijax.models.model._compiled_init`)."""
     buckets = classifier.config.buckets
     length = next((b for b in buckets if b >= (classifier.band_count or 0)), buckets[-1])  # one its spectra fit
     return jax.jit(lambda key: classifier.init(key, jnp.zeros((1, length), jnp.float32)))

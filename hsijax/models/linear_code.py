@@ -19,8 +19,10 @@ so the first c of them are the width-c fit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import orbax.checkpoint as ocp
@@ -29,11 +31,40 @@ from etils import epath
 from hsijax.data.shared_grid import GRID_POINTS, from_grid, grid_interpolation, to_grid
 from hsijax.errors import HsijaxError, describe
 from hsijax.files import storage_path
-from hsijax.models.autoencoder import Model, ModelConfig
-from hsijax.models.saved_model import absl_quiet, new_folder
+from hsijax.models.inference import encode, reconstruct
+from hsijax.models.model import Model
+from hsijax.models.networks import LinearGridConfig
+from hsijax.models.saved_model import absl_quiet, new_folder, this_process_checkpointer
 
 MAX_PIXELS_PER_SCENE = 20_000  # enough for a 32-component basis; keeps the fit under a second
 SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "shared_grid_pca"
+
+
+class SceneMoments(NamedTuple):
+    """What the fit needs of one scene: float64 sums over its (sampled) spectra resampled onto the
+    shared grid -- zero where its sensor does not cover it. Sums of any split of the pixels add up
+    to the whole's, so they are accumulated per device and summed over a mesh
+    (`hsijax.train.grid_fit`)."""
+
+    count: float
+    total: np.ndarray  # (G,) sum of the grid values
+    outer: np.ndarray  # (G, G) sum of their outer products
+    covered: np.ndarray  # (G,) bool, the grid points the scene's sensor covers
+
+
+def sample_indices(count: int, rng: np.random.Generator) -> np.ndarray:
+    """The pixels of a scene of ``count`` that the fit uses: all of them, or `MAX_PIXELS_PER_SCENE`
+    drawn without replacement from ``rng`` (scenes draw in turn from one generator)."""
+    if count > MAX_PIXELS_PER_SCENE:
+        return rng.choice(count, MAX_PIXELS_PER_SCENE, replace=False)
+    return np.arange(count)
+
+
+def scene_moments(spectra: np.ndarray, wavelengths: np.ndarray) -> SceneMoments:
+    """`SceneMoments` of spectra (N, b) of one sensor, in float64."""
+    interpolation = grid_interpolation(wavelengths)
+    grid = to_grid(np.asarray(spectra, np.float64), interpolation)
+    return SceneMoments(float(len(grid)), grid.sum(axis=0), grid.T @ grid, np.asarray(interpolation.covered))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,55 +88,64 @@ class SharedGridPCA:
 
     @classmethod
     def fit(cls, scenes: Sequence[tuple[np.ndarray, np.ndarray]], code_width: int, seed: int = 0) -> SharedGridPCA:
-        """``scenes``: (spectra (N, b) in [0, 1], band centres (b,) nm) per scene."""
-        if not scenes:
-            raise HsijaxError("the shared-grid PCA needs at least one scene with wavelengths")
+        """``scenes``: (spectra (N, b) in [0, 1], band centres (b,) nm) per scene, in memory; each
+        scene's `sample_indices` (at most `MAX_PIXELS_PER_SCENE`, drawn in turn from one ``seed``)."""
         rng = np.random.default_rng(seed)
-        values, covered, weights = [], [], []
+        moments = []
         for spectra, wavelengths in scenes:
-            spectra = np.asarray(spectra, np.float64).reshape(-1, len(wavelengths))
-            if len(spectra) > MAX_PIXELS_PER_SCENE:
-                spectra = spectra[rng.choice(len(spectra), MAX_PIXELS_PER_SCENE, replace=False)]
-            interpolation = grid_interpolation(wavelengths)
-            values.append(to_grid(spectra, interpolation))
-            covered.append(np.broadcast_to(interpolation.covered, (len(spectra), GRID_POINTS)))
-            weights.append(np.full(len(spectra), 1.0 / len(spectra)))
-        values, covered, weights = np.concatenate(values), np.concatenate(covered), np.concatenate(weights)
-        coverage = (covered * weights[:, None]).sum(axis=0)
-        weighted_sum = (values * covered * weights[:, None]).sum(axis=0)
-        mean = np.where(coverage > 0, weighted_sum / np.maximum(coverage, 1e-12), 0.0)
-        filled = np.where(covered, values, mean)
-        centred = (filled - mean) * np.sqrt(weights)[:, None]
-        _, singular, components = np.linalg.svd(centred, full_matrices=False)
-        if code_width > len(components):
-            raise HsijaxError(f"code width {code_width} is more than the {len(components)} spectra fitted")
-        spread = singular[:code_width] / np.sqrt(weights.sum())  # the weighted std of each component's code
-        return cls(mean, components[:code_width], np.maximum(spread, 1e-12))
+            spectra = np.asarray(spectra).reshape(-1, len(wavelengths))
+            moments.append(scene_moments(spectra[sample_indices(len(spectra), rng)], wavelengths))
+        return cls.from_moments(moments, code_width)
+
+    @classmethod
+    def from_moments(cls, moments: Sequence[SceneMoments], code_width: int) -> SharedGridPCA:
+        """The estimator, from each scene's sums (`SceneMoments`, however they were accumulated):
+        every scene weighs the same (its pixels 1 / n each); the mean of a grid point is the mean of
+        the scenes that cover it; a scene's spectra are centred on it where they cover the grid and
+        filled with it (contributing nothing) where they do not; the components are the leading
+        eigenvectors of that weighted covariance, each signed so that its largest entry is positive,
+        and ``scale`` their standard deviations (sqrt(eigenvalue / scenes))."""
+        if not moments:
+            raise HsijaxError("the shared-grid PCA needs at least one scene with wavelengths")
+        covered = np.stack([m.covered for m in moments]).astype(np.float64)
+        means = np.stack([m.total / m.count for m in moments])
+        coverage = covered.sum(axis=0)
+        mean = np.where(coverage > 0, (covered * means).sum(axis=0) / np.maximum(coverage, 1.0), 0.0)
+        covariance = np.zeros((GRID_POINTS, GRID_POINTS))
+        for m, mask in zip(moments, covered):
+            centred = m.outer - np.outer(m.total, mean) - np.outer(mean, m.total) + m.count * np.outer(mean, mean)
+            covariance += centred * mask[:, None] * mask[None, :] / m.count
+        rank = min(int(sum(m.count for m in moments)), GRID_POINTS)
+        if code_width > rank:
+            raise HsijaxError(f"code width {code_width} is more than the {rank} spectra fitted")
+        eigenvalues, vectors = np.linalg.eigh(covariance)
+        components = vectors[:, ::-1][:, :code_width].T
+        largest = components[np.arange(code_width), np.abs(components).argmax(axis=1)]
+        components = components * np.sign(largest)[:, None]
+        spread = np.sqrt(np.maximum(eigenvalues[::-1][:code_width], 0.0) / len(moments))
+        return cls(mean, components, np.maximum(spread, 1e-12))
+
+    @functools.cached_property
+    def _network(self) -> Model:
+        return self.to_model(whiten=False)
 
     def encode(self, spectra: np.ndarray, wavelengths: np.ndarray) -> np.ndarray:
-        """(N, b) spectra of one sensor -> (N, c) codes: least squares on the covered grid points."""
-        interpolation = grid_interpolation(wavelengths)
-        covered = interpolation.covered
-        if covered.sum() < self.code_width:
-            raise HsijaxError(f"the sensor covers {int(covered.sum())} grid points, fewer than the code "
-                              f"width {self.code_width}")
-        grid = to_grid(np.asarray(spectra, np.float64), interpolation)
-        codes, *_ = np.linalg.lstsq(self.basis[:, covered].T, (grid - self.mean)[:, covered].T, rcond=None)
-        return codes.T
+        """(..., b) spectra of one sensor -> (..., c) codes: least squares on the covered grid points,
+        computed by the linear network (`to_model(whiten=False)`), the one implementation."""
+        return encode(self._network, spectra, wavelengths)
 
     def decode(self, codes: np.ndarray, wavelengths: np.ndarray) -> np.ndarray:
         """(N, c) codes -> (N, b) spectra at the band centres ``wavelengths``."""
-        return from_grid(self.mean + codes @ self.basis, wavelengths)
+        return from_grid(self.mean + np.asarray(codes, np.float64) @ self.basis, np.asarray(wavelengths))
 
     def reconstruct(self, spectra: np.ndarray, wavelengths: np.ndarray) -> np.ndarray:
-        shape = np.shape(spectra)
-        flat = np.reshape(spectra, (-1, shape[-1]))
-        return self.decode(self.encode(flat, wavelengths), wavelengths).reshape(shape).astype(np.float32)
+        """(..., b) -> (..., b) float32, through the linear network (the same as the whitened one's)."""
+        return reconstruct(self._network, spectra, wavelengths)
 
     def to_model(self, whiten: bool = True, **config) -> Model:
-        """This code as the linear network (`autoencoder.LinearGridCode`), usable wherever a `Model`
-        is -- `hsijax.encode`, `save_model`, a classifier's encoder. ``config``: other `ModelConfig`
-        fields (e.g. ``buckets``).
+        """This code as the linear network (`hsijax.models.networks.linear_grid`), usable wherever a
+        `Model` is -- `hsijax.encode`, `save_model`, a classifier's encoder. ``config``: other
+        `LinearGridConfig` fields (``buckets``).
 
         Whitened (the default): each basis vector is multiplied by its component's standard deviation,
         so the network's code numbers have unit variance over the fitted spectra -- the same subspace
@@ -117,7 +157,7 @@ class SharedGridPCA:
         if whiten and self.scale is None:
             raise HsijaxError("this shared-grid PCA was saved without its component scales; refit it to whiten")
         basis = self.basis * self.scale[:, None] if whiten else self.basis
-        model_config = ModelConfig(code_width=self.code_width, axis="wavelength_grid", network="linear", **config)
+        model_config = LinearGridConfig(code_width=self.code_width, **config)
         encoder = {"mean": np.asarray(self.mean, np.float32), "basis": np.asarray(basis, np.float32)}
         return Model(model_config, {"params": {"encoder": encoder}})
 
@@ -126,7 +166,7 @@ class SharedGridPCA:
         layout, as the shipped network's weights are: ``arrays`` (mean and basis, float32) and
         ``record`` (JSON: what it was fitted on), written last."""
         with new_folder(directory) as staging:
-            checkpointer = ocp.StandardCheckpointer()
+            checkpointer = this_process_checkpointer()
             arrays = {"mean": self.mean, "basis": self.basis, **({} if self.scale is None else {"scale": self.scale})}
             checkpointer.save(staging / "arrays", {key: np.asarray(value, np.float32) for key, value in arrays.items()})
             checkpointer.wait_until_finished()

@@ -4,8 +4,9 @@ One layout serves a saved model and every step of a pretraining run's checkpoint
 (`hsijax.train.checkpoint`), so whatever `load_model` is given it reads the same three items:
 - ``state``: an Orbax standard pytree holding ``params`` (a training step also holds the optimiser
   state, step and RNG key), restorable with plain Orbax: ``ocp.StandardCheckpointer().restore(...)``;
-- ``model_config``: the `ModelConfig` as JSON, enough to rebuild the network without any training
-  config;
+- ``model_config``: the network's config as JSON, its ``kind`` first (hsijax 0.1 saved none: its
+  fields say which network it is, `hsijax.models.networks.config_from_v01`), enough to rebuild the
+  network without any training config;
 - ``checksum``: the SHA-256 of each entry of ``state``, because a garbled array file can otherwise
   restore silently with wrong values.
 
@@ -38,7 +39,8 @@ from etils import epath
 
 from hsijax.errors import HsijaxError, describe, warn
 from hsijax.files import is_uri, storage_path
-from hsijax.models.autoencoder import Model, ModelConfig, init_variables
+from hsijax.models.model import Model, init_variables
+from hsijax.models.networks import config_from_dict
 
 PRETRAINED = "pretrained"  # what --checkpoint and load_model accept for the shipped default
 WEIGHTS_DIRECTORY = Path(__file__).resolve().parents[1] / "weights"
@@ -153,7 +155,7 @@ def _load_step(directory: epath.Path) -> Model:
     handler = ocp.JsonCheckpointHandler()
     try:
         with absl_quiet():
-            config = ModelConfig.from_dict(handler.restore(directory / "model_config"))
+            config = config_from_dict(handler.restore(directory / "model_config"))
             state = restore_on_this_machine(directory / "state")
             saved_checksum = handler.restore(directory / "checksum") if (directory / "checksum").is_dir() else None
         if saved_checksum is None and is_uri(directory):  # written in place there, checksum last
@@ -196,6 +198,14 @@ def new_folder(directory) -> Iterator[epath.Path]:
     staging.rename(directory)
 
 
+def this_process_checkpointer() -> ocp.StandardCheckpointer:
+    """An Orbax checkpointer that writes from this process alone: a saved model or code is written by
+    the process that saves it (in a multi-process run, the first), without waiting for the others."""
+    process = {jax.process_index()}
+    options = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(), active_processes=process)
+    return ocp.StandardCheckpointer(multiprocessing_options=options)
+
+
 def save_model(model: Model, directory) -> epath.Path:
     """Write ``model`` in the layout of one checkpoint step (``state/`` with its parameters,
     ``model_config/`` and ``checksum/``, written last), so that `load_model`,
@@ -203,7 +213,7 @@ def save_model(model: Model, directory) -> epath.Path:
     checkpoint. A step in object storage without its checksum is refused as a save cut short
     (`new_folder`); locally, older saved models have none."""
     with new_folder(directory) as staging:
-        checkpointer = ocp.StandardCheckpointer()
+        checkpointer = this_process_checkpointer()
         checkpointer.save(staging / "state", {"params": model.variables})
         checkpointer.wait_until_finished()
         (staging / "model_config").mkdir()

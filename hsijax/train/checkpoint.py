@@ -31,7 +31,7 @@ import orbax.checkpoint as ocp
 
 from hsijax.errors import HsijaxError, describe, warn
 from hsijax.files import storage_path
-from hsijax.models.autoencoder import ModelConfig
+from hsijax.models.networks import NetworkConfig, config_from_dict
 from hsijax.models.saved_model import Damaged, absl_quiet, checksums
 
 # The training fields that decide what a run computes: a run resumes only with the values it was
@@ -64,7 +64,7 @@ def checkpoint_manager(workdir, every: int, keep: int) -> ocp.CheckpointManager:
     )
 
 
-def save(manager: ocp.CheckpointManager, step: int, state: dict, iterator, model_config: ModelConfig,
+def save(manager: ocp.CheckpointManager, step: int, state: dict, iterator, model_config: NetworkConfig,
          train_config: dict, force: bool = False) -> bool:
     """Save at ``step`` if the manager's interval says so (or ``force``); returns whether it did."""
     return manager.save(
@@ -80,7 +80,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: dict, iterator, model
     )
 
 
-def restore_latest(manager: ocp.CheckpointManager, abstract_state: dict, iterator, model_config: ModelConfig,
+def restore_latest(manager: ocp.CheckpointManager, abstract_state: dict, iterator, model_config: NetworkConfig,
                    train_config: dict):
     """(step, state) from the newest readable checkpoint, restoring ``iterator`` in place; None when
     there is none.
@@ -110,12 +110,12 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: dict, iterato
 
 
 def _restore_step(manager: ocp.CheckpointManager, step: int, abstract_state: dict, iterator,
-                  model_config: ModelConfig, train_config: dict) -> dict:
+                  model_config: NetworkConfig, train_config: dict) -> dict:
     """One checkpoint's state (and ``iterator``'s position); `Damaged` if it cannot be read back."""
     try:
         saved = manager.restore(step, args=ocp.args.Composite(model_config=ocp.args.JsonRestore(),
                                                               train_config=ocp.args.JsonRestore()))
-        saved_config = ModelConfig.from_dict(saved.model_config)
+        saved_config = config_from_dict(saved.model_config)
     except Exception as error:  # Orbax, TensorStore and JSON raise many types for damaged files
         raise Damaged(describe(error)) from None
     if saved_config != model_config:

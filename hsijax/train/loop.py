@@ -32,8 +32,9 @@ from hsijax.data.pipeline import TrainingSet, make_pipeline, split_held_out
 from hsijax.errors import HsijaxError
 from hsijax.files import check_output
 from hsijax.metrics import mpsnr
-from hsijax.models.autoencoder import Model, ModelConfig, SharedAutoencoder, init_variables
 from hsijax.models.inference import reconstruct
+from hsijax.models.model import Model, init_variables
+from hsijax.models.networks import NetworkConfig, config_from_dict, missing_wavelengths_message, network_module
 from hsijax.models.saved_model import load_model
 from hsijax.train import checkpoint
 from hsijax.train.mesh import abstract, global_batch, make_mesh, replicate, to_host
@@ -59,12 +60,13 @@ def pretrain(model: Model, sets: Sequence[TrainingSet], steps: int, batch_size: 
     """Train ``model`` on the pixels of ``sets`` (scenes take turns in proportion to their pixel
     counts); deterministic for a seed on one machine."""
     mesh = _checked_mesh(batch_size)
+    check_wavelengths_listed(model.config, sets)
     optimizer = make_optimizer(learning_rate, steps)
     iterator = iter(make_pipeline(sets, batch_size, seed, "pixels", model.config.buckets))
     state = initial_state(model.variables, optimizer, seed, mesh)
     step_fn = make_train_step(model.module, optimizer, weight_decay, mesh)
     return run_steps(model.config, state, step_fn, iterator, mesh, steps, batch_size, progress=progress,
-                     description=f"pretrain {model.config.decoder}")
+                     description=f"pretrain {model.config.kind}")
 
 
 def train(config, workdir, progress: bool = True) -> TrainingResult:
@@ -77,9 +79,9 @@ def train(config, workdir, progress: bool = True) -> TrainingResult:
     model_config, variables = starting_model(config)
     if not 0 <= config.train.visible_window <= 1:
         raise HsijaxError(f"config.train.visible_window must be in [0, 1], got {config.train.visible_window}")
-    if config.train.visible_window and model_config.axis != "wavelength_grid":
-        raise HsijaxError("config.train.visible_window needs the wavelength-grid network "
-                          "(config.model.axis=wavelength_grid)")
+    if config.train.visible_window and not model_config.needs_wavelengths:
+        raise HsijaxError("config.train.visible_window needs a wavelength-grid network "
+                          "(config.model.kind grid_cnn or linear_grid)")
     record = {**config.to_dict(), "model": model_config.to_dict()}  # what this run is, saved with it
     iterator, held_out = input_data(config, model_config)
     optimizer = make_optimizer(config.optim.learning_rate, config.train.steps,
@@ -90,7 +92,7 @@ def train(config, workdir, progress: bool = True) -> TrainingResult:
     try:
         restored = checkpoint.restore_latest(manager, jax.tree.map(abstract, state), iterator, model_config, record)
         start, state = (0, state) if restored is None else restored
-        step_fn = make_train_step(SharedAutoencoder(model_config), optimizer, config.optim.weight_decay, mesh,
+        step_fn = make_train_step(network_module(model_config), optimizer, config.optim.weight_decay, mesh,
                                   config.train.visible_window, config.seed)
 
         def save(step: int, state: dict, force: bool) -> None:
@@ -115,7 +117,7 @@ def _checked_mesh(batch_size: int) -> Mesh:
     return mesh
 
 
-def starting_model(config) -> tuple[ModelConfig, dict]:
+def starting_model(config) -> tuple[NetworkConfig, dict]:
     """(model config, parameters) a run starts from: ``config.model`` with fresh parameters, or the
     saved model ``config.init_from`` (a workdir, a step or a shipped model's name) with its own config.
 
@@ -123,21 +125,35 @@ def starting_model(config) -> tuple[ModelConfig, dict]:
     overrules are named in one line on stderr, so a built-in config works with any saved model.
     """
     init_from = config.get("init_from", "")
-    model_config = ModelConfig.from_dict(dict(config.model))
+    model_config = config_from_dict(dict(config.model))
     if not init_from:
         return model_config, init_variables(model_config, config.seed)
     model = load_model(init_from)
     ours, theirs = model_config.to_dict(), model.config.to_dict()
-    overruled = [f"{field} {ours[field]} -> {theirs[field]}" for field in ours if ours[field] != theirs[field]]
+    if ours["kind"] != theirs["kind"]:
+        overruled = [f"kind {ours['kind']} -> {theirs['kind']} ({model.config.description}: "
+                     + ", ".join(f"{field} {value}" for field, value in theirs.items() if field != "kind") + ")"]
+    else:
+        overruled = [f"{field} {ours[field]} -> {theirs[field]}" for field in ours if ours[field] != theirs[field]]
     if overruled and jax.process_index() == 0:
         print(f"hsijax: config.init_from={init_from}: the model is the saved one; config.model overruled: "
               + ", ".join(overruled), file=sys.stderr, flush=True)
     return model.config, model.variables
 
 
-def input_data(config, model_config: ModelConfig):
+def check_wavelengths_listed(model_config: NetworkConfig, scenes) -> None:
+    """Refuse, before any work, a scene without band centres for a network that needs them."""
+    unlisted = [scene.name for scene in scenes if scene.wavelengths_nm is None]
+    if model_config.needs_wavelengths and unlisted:
+        raise HsijaxError(f"scene {unlisted[0]}: {missing_wavelengths_message(model_config.description)} "
+                          f"(for a config: its config.data.imports entry; a prepared dataset: import it again)")
+
+
+def input_data(config, model_config: NetworkConfig):
     """(batch iterator over the training pixels, held-out samples) of the configured scenes."""
-    datasets = open_scenes(scene_names(config.data.scenes), config.data.data_dir, config.data.imports)
+    datasets = open_scenes(scene_names(config.data.scenes), config.data.data_dir, config.data.imports,
+                           config.data.get("nominal_wavelengths"))
+    check_wavelengths_listed(model_config, datasets)
     splits = [split_held_out(d, min(config.data.held_out_pixels, len(d) // 2), config.seed) for d in datasets]
     held_out = [held_out_sample(d, held) for d, (_, held) in zip(datasets, splits)]
     pipeline = make_pipeline(datasets, config.train.batch_size, config.seed, config.data.mixing,
@@ -172,7 +188,7 @@ def initial_state(variables, optimizer, seed: int, mesh: Mesh) -> dict:
     }
 
 
-def run_steps(model_config: ModelConfig, state: dict, step_fn: Callable, iterator, mesh: Mesh, steps: int,
+def run_steps(model_config: NetworkConfig, state: dict, step_fn: Callable, iterator, mesh: Mesh, steps: int,
               batch_size: int, *, start: int = 0, log_every: int = 50, eval_every: int = 0,
               held_out: Sequence[TrainingSet] = (), log: MetricsLog | None = None,
               save: Callable | None = None, should_save: Callable[[int], bool] = lambda step: False,

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from hsijax.models.autoencoder import SharedAutoencoder
 from hsijax.spectral import SpectraBatch
 
 
@@ -40,7 +40,7 @@ def l2_penalty(variables):
     return sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(variables))
 
 
-def loss_fn(variables, module: SharedAutoencoder, batch: SpectraBatch, weight_decay: float, visible_nm=None):
+def loss_fn(variables, module: nn.Module, batch: SpectraBatch, weight_decay: float, visible_nm=None):
     """Returns (total loss, reconstruction MSE)."""
     mse = masked_mse(module.apply(variables, *batch, visible_nm), batch)
     return mse + weight_decay * l2_penalty(variables), mse
@@ -71,7 +71,7 @@ def make_optimizer(learning_rate: float, steps: int, final_fraction: float = 0.0
     return optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=final_fraction))
 
 
-def make_train_step(module: SharedAutoencoder, optimizer: optax.GradientTransformation, weight_decay: float,
+def make_train_step(module: nn.Module, optimizer: optax.GradientTransformation, weight_decay: float,
                     mesh: Mesh, visible_window: float = 0.0, seed: int = 0) -> Callable:
     """``(params, opt_state, batch) -> (params, opt_state, mse)``, sharded over ``mesh``'s ``data``
     axis; jit compiles it once per bucket and donates the parameters and optimiser state.
