@@ -19,15 +19,21 @@ demo: setup
 test: setup
 	$(VENV)/bin/python -m pytest
 
-# Benchmarks (not tests): PyTorch is the reference, installed here only, never a dependency.
+# Benchmarks (not tests): PyTorch is the reference, installed here only, never a dependency. OpenBLAS
+# picks its own kernel (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for these commands alone), and
+# every report names the kernel that ran.
+BENCH_PYTHON := env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ../$(VENV)/bin/python
+
 bench: setup
 	$(VENV)/bin/pip install --quiet torch==2.13.0
-	cd benchmarks && ../$(VENV)/bin/python encode.py --json results/encode.json
-	cd benchmarks && ../$(VENV)/bin/python encode_attempts.py --json results/encode_attempts.json
-	cd benchmarks && ../$(VENV)/bin/python train.py --json results/train.json
-	cd benchmarks && ../$(VENV)/bin/python pipeline.py --json results/pipeline.json
-	cd benchmarks && ../$(VENV)/bin/python fine_tune.py --json results/fine_tune.json
-	cd benchmarks && ../$(VENV)/bin/python report.py
+	cd benchmarks && $(BENCH_PYTHON) encode.py --json results/encode.json
+	cd benchmarks && $(BENCH_PYTHON) encode_attempts.py --json results/encode_attempts.json
+	cd benchmarks && $(BENCH_PYTHON) train.py --json results/train.json
+	cd benchmarks && $(BENCH_PYTHON) pipeline.py --json results/pipeline.json
+	cd benchmarks && $(BENCH_PYTHON) fine_tune.py --json results/fine_tune.json
+	cd benchmarks && $(BENCH_PYTHON) pretrain_devices.py --json results/pretrain_devices.json
+	cd benchmarks && $(BENCH_PYTHON) import_shared.py --json results/import_shared.json
+	cd benchmarks && $(BENCH_PYTHON) report.py
 
 clean:
 	rm -rf $(VENV) hsijax_demo .pytest_cache .hypothesis

@@ -8,7 +8,9 @@ the pipeline that feeds it, compilations per bucket and a short pretraining, wri
 What it measures, on whatever backend JAX finds:
 - the device's matmul rate (8192^2 products) in float32 (precision "highest"), TF32
   ("tensorfloat32": float32 inputs, 10-bit mantissa products) and bfloat16 inputs;
-- encoding pixels/s for 103 / 200 / 436 bands at c = 16 under each matmul precision: the compiled
+- the shipped linear network's encoding pixels/s (103 / 200 / 436 bands, float32): its folded matrix
+  product on a batch already on the device, and `hsijax.encode` from host NumPy;
+- the poster CNN's encoding pixels/s for 103 / 200 / 436 bands at c = 16 under each matmul precision: the compiled
   encoder on a batch already on the device, and `hsijax.encode` from host NumPy (padding, chunks,
   transfers included) with this backend's chunk size; and each precision's code error against
   float32 (99th percentile over pixels of |code - code_f32| / |code_f32|). The precision reported
@@ -93,6 +95,25 @@ def encode_rows(bands: int, pixels: int, repeats: int, precisions=tuple(PRECISIO
     return rows
 
 
+def linear_rows(bands: int, pixels: int, repeats: int) -> dict:
+    """The shipped linear network at one band count: its folded product on a batch already on the
+    device, and `hsijax.encode` from host NumPy (chunks, transfers included), float32 throughout."""
+    import jax
+
+    import hsijax
+    from hsijax.models.inference import _affine, sensor_operators
+
+    model = hsijax.load_pretrained()
+    spectra = np.random.default_rng(bands).random((pixels, bands), np.float32)
+    wavelengths = np.linspace(400, 2500, bands)
+    operators = sensor_operators(model, wavelengths)
+    on_device = jax.device_put(spectra)
+    device = seconds_per_call(lambda: _affine(on_device, operators.encode, operators.offset).block_until_ready(),
+                              repeats)
+    host = seconds_per_call(lambda: hsijax.encode(model, spectra, wavelengths=wavelengths), max(1, repeats // 3))
+    return {"bands": bands, "pixels": pixels, "device_px_s": pixels / device, "host_numpy_px_s": pixels / host}
+
+
 def chunk_sweep(pixels: int, rows_options: tuple[int, ...]) -> list[dict]:
     """`hsijax.encode` pixels/s from host NumPy (200 bands, float32) by rows per jitted call: what
     `hsijax.models.inference.CHUNK_ELEMENTS` is chosen from, per backend."""
@@ -112,7 +133,7 @@ def training_rows(rows_per_step: int, repeats: int, rates: dict[str, float],
     matmul rate of the same precision."""
     from train import batch_of, jax_step_rate
 
-    from hsijax.models.autoencoder import create_model
+    from hsijax.models.model import create_model
 
     model = create_model(code_width=16, decoder="conditioned", seed=0)
     batch = batch_of(200, rows_per_step, model.config.buckets)
@@ -127,19 +148,21 @@ def training_rows(rows_per_step: int, repeats: int, rates: dict[str, float],
     return result
 
 
-def pipeline_rate(batches: int, copies: int) -> float:
+def pipeline_rate(batches: int, copies: int, in_process: bool = False) -> float:
     """pixels/s of the training pipeline over Indian Pines tiled ``copies`` times, in a child
-    process (pipeline.py)."""
+    process (pipeline.py; ``in_process``: here, for --quick)."""
     from pipeline import measure_child, write_datasets
 
     with tempfile.TemporaryDirectory() as folder:
-        return measure_child(write_datasets(Path(folder), (copies,))[copies], batches)["pixels_per_second"]
+        directory = write_datasets(Path(folder), (copies,))[copies]
+        return measure_child(directory, batches, in_process=in_process)["pixels_per_second"]
 
 
 def bucket_compilations() -> int:
+    """The poster CNN's compilations for the poster's 14 band counts (one per bucket expected)."""
     from encode import poster_band_count_compilations
 
-    return poster_band_count_compilations()
+    return poster_band_count_compilations(("poster",))["poster"]
 
 
 def short_pretraining(steps: int, batch_size: int) -> dict:
@@ -179,13 +202,15 @@ def main() -> None:
     encode = [row for bands in bands_measured for row in encode_rows(bands, pixels, 3 if quick else 10, precisions)]
     print(table(encode, ["bands", "precision", "device_px_s", "host_numpy_px_s", "code_error_p99", "chunk_rows"]),
           flush=True)
+    linear = [linear_rows(bands, pixels * (1 if quick else 16), 3 if quick else 10) for bands in bands_measured]
+    print(table(linear, ["bands", "pixels", "device_px_s", "host_numpy_px_s"]), flush=True)
     chunks = chunk_sweep(pixels, (512, 2048) if quick else (2048, 8192, 32768, 131072))
     print(table(chunks, ["chunk_rows", "host_numpy_px_s"]), flush=True)
     training = training_rows(256 if quick else 16384, 3 if quick else 20, rates,
                              precisions[:1] if quick else precisions)
     print(table(training, ["precision", "batch", "train_px_s", "mflop_per_px", "tflop_s", "share_of_matmul_rate"]),
           flush=True)
-    pipeline = pipeline_rate(50 if quick else 3000, 1 if quick else 10)
+    pipeline = pipeline_rate(50 if quick else 3000, 1 if quick else 10, in_process=quick)
     fastest = {}
     for bands in bands_measured:
         allowed = [r for r in encode if r["bands"] == bands and r["code_error_p99"] <= CODE_ERROR_LIMIT]
@@ -200,12 +225,14 @@ def main() -> None:
         "encode_200_fastest_px_s": round(fastest[200]["device_px_s"]),
         "encode_200_fastest_precision": fastest[200]["precision"],
         "encode_200_fastest_code_error_p99": fastest[200]["code_error_p99"],
+        "linear_encode_200_device_px_s": round(next(r["device_px_s"] for r in linear if r["bands"] == 200)),
+        "linear_encode_200_host_px_s": round(next(r["host_numpy_px_s"] for r in linear if r["bands"] == 200)),
         "training_step_float32_px_s": round(float32_step),
         "training_step_float32_share_of_matmul": round(training[0]["share_of_matmul_rate"], 4),
         "pipeline_px_s": round(pipeline), "pipeline_over_training_step": round(pipeline / float32_step, 2),
         "poster_band_count_compilations": bucket_compilations(),
         "pretraining": short_pretraining(10 if quick else 400, 64 if quick else 4096),
-        "encode": encode, "chunk_sweep": chunks, "training": training,
+        "encode": encode, "linear_encode": linear, "chunk_sweep": chunks, "training": training,
     }
     report["seconds"] = round(time.perf_counter() - began, 1)
     finish(report, args.json)

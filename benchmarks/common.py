@@ -36,6 +36,31 @@ def seconds_per_call(function: Callable[[], object], repeats: int, warmup: int =
     return statistics.median(times)
 
 
+def best_seconds(function: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """The fastest of ``repeats`` wall times of ``function()`` (which must block until done): the
+    rate a machine reaches, for a reference like a matrix product on a quiet machine."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def blas() -> dict:
+    """Which BLAS NumPy uses and which of its kernels runs here (OpenBLAS picks one per CPU, unless
+    OPENBLAS_CORETYPE forces one: the benchmarks are run with it and OPENBLAS_L2_SIZE unset)."""
+    from threadpoolctl import threadpool_info
+
+    found = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    first = found[0] if found else {}
+    return {"library": first.get("internal_api"), "version": first.get("version"),
+            "kernel": first.get("architecture"), "threads": first.get("num_threads"),
+            **{name: os.environ[name] for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if name in os.environ}}
+
+
 def matmul_rates(size: int = 4096, repeats: int = 3) -> dict[str, float]:
     """GFLOP/s of a float32 size x size matrix product in each library available here."""
     import jax
@@ -83,7 +108,7 @@ def machine() -> dict:
     return {"date": datetime.date.today().isoformat(), "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "jax": jax.__version__, "backend": jax.default_backend(),
-            "torch": getattr(optional_torch(), "__version__", None)}
+            "torch": getattr(optional_torch(), "__version__", None), "blas": blas()}
 
 
 def parser(description: str) -> argparse.ArgumentParser:

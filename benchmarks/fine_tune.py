@@ -91,13 +91,14 @@ def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
     import jax
 
-    from hsijax.models.autoencoder import ModelConfig
+    from hsijax.models.networks import PosterCNNConfig
     from hsijax.models.classifier import SpectralClassifier
     from hsijax.train.fine_tune import fine_tune
 
-    steps = 40 if args.quick else 500
+    steps = 10 if args.quick else 500
     spectra, labels, validation = setup()
-    classifier = SpectralClassifier(ModelConfig(), 16)
+    # --quick checks the script with a one-stage network (compiling the default one dominates it)
+    classifier = SpectralClassifier(PosterCNNConfig(widths=(8,)) if args.quick else PosterCNNConfig(), 16)
     variables = classifier.init_variables(0)
     rows = []
     for run in ("first (compiles)", "again"):

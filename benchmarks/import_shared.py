@@ -1,15 +1,15 @@
 """Time and disk size of importing every image in ../shared/data with `hsijax import`.
 
-    .venv/bin/python benchmarks/import_shared.py [--data-dir DIR]
+    .venv/bin/python benchmarks/import_shared.py [--data-dir DIR] --json benchmarks/results/import_shared.json
+    .venv/bin/python benchmarks/import_shared.py --quick        # one scene (Jasper Ridge) only
 
 Each scene is imported in-process (the command's own code path) into a fresh data directory; the
 table gives seconds, pixels per second and the dataset's size on disk next to the source file's.
-Results go to benchmarks/results/import_shared.json.
+Without ../shared/data it says so and exits 0 (a fresh machine has nothing to import).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import platform
@@ -23,7 +23,6 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.shared_scenes import REAL_SCENES  # noqa: E402
 from hsijax.cli import main  # noqa: E402
-from hsijax.files import write_json_atomic  # noqa: E402
 
 SHARED_DATA = HERE.parent.parent / "shared" / "data"
 
@@ -49,9 +48,9 @@ def import_one(file: str, options: list[str], data_dir: Path) -> dict:
     return row
 
 
-def main_benchmark(data_dir: Path) -> dict:
+def main_benchmark(data_dir: Path, scenes=REAL_SCENES) -> dict:
     rows = []
-    for file, options, shape, _, _ in REAL_SCENES:
+    for file, options, shape, _, _ in scenes:
         row = import_one(file, options, data_dir)
         row["pixels"] = shape[0] * shape[1]
         row["bands"] = shape[2]
@@ -73,13 +72,15 @@ def main_benchmark(data_dir: Path) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path)
-    args = parser.parse_args()
+    from benchmarks.common import finish, parser
+
+    arguments = parser(__doc__.splitlines()[0])
+    arguments.add_argument("--data-dir", type=Path)
+    args = arguments.parse_args()
     if not SHARED_DATA.is_dir():
-        sys.exit(f"import_shared: {SHARED_DATA} not found: this benchmark needs the shared scenes")
+        print(f"import_shared: {SHARED_DATA} not found: nothing to import (this benchmark reads the shared scenes)")
+        sys.exit(0)
     with tempfile.TemporaryDirectory() as scratch:
-        report = main_benchmark(args.data_dir or Path(scratch))
-    out = HERE / "results" / "import_shared.json"
-    write_json_atomic(out, report)
-    print(f"wrote {out}")
+        report = main_benchmark(args.data_dir or Path(scratch), REAL_SCENES[1:2] if args.quick else REAL_SCENES)
+    report["command"] = "python benchmarks/import_shared.py" + (" --quick" if args.quick else "")
+    finish(report, args.json)

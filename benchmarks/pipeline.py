@@ -42,14 +42,17 @@ def write_datasets(folder: Path, copies: tuple[int, ...]) -> dict[int, Path]:
     return written
 
 
-def measure_child(directory: Path, batches: int, pipeline_format: int = 2) -> dict:
-    """Run the pipeline in a child process (its own peak RSS); returns its figures."""
+def measure_child(directory: Path, batches: int, pipeline_format: int = 2, in_process: bool = False) -> dict:
+    """Run the pipeline in a child process (its own peak RSS; ``in_process``: here, for --quick);
+    returns its figures."""
+    if in_process:
+        return child(directory, batches, pipeline_format)
     output = subprocess.run([sys.executable, __file__, "--child", str(directory), "--batches", str(batches),
                              "--format", str(pipeline_format)], check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
-def child(directory: Path, batches: int, pipeline_format: int) -> None:
+def child(directory: Path, batches: int, pipeline_format: int) -> dict:
     """Iterate the pipeline: the first 20 batches warm up, the next ``batches`` are timed."""
     from hsijax.data.pipeline import make_pipeline
     from hsijax.data.storage import load_dataset
@@ -64,15 +67,17 @@ def child(directory: Path, batches: int, pipeline_format: int) -> None:
         batch = next(iterator)
     seconds = time.perf_counter() - start
     assert batch["spectra"].shape == (BATCH, 256) and batch["spectra"].dtype == np.float32
-    print(json.dumps({"pixels": len(dataset.source), "pixels_per_second": batches * BATCH / seconds,
-                      "peak_rss_mib": peak_rss_mib()}))
+    figures = {"pixels": len(dataset.source), "pixels_per_second": batches * BATCH / seconds,
+               "peak_rss_mib": peak_rss_mib()}
+    print(json.dumps(figures))
+    return figures
 
 
 def training_step_rate(repeats: int) -> float:
     """pixels/s of the training step the pipeline feeds (c = 16, conditioned decoder, 200 bands)."""
     from train import batch_of, jax_step_rate
 
-    from hsijax.models.autoencoder import create_model
+    from hsijax.models.model import create_model
 
     model = create_model(code_width=16, decoder="conditioned", seed=0)
     return jax_step_rate(model, batch_of(200, BATCH, model.config.buckets), repeats)[0]
@@ -86,14 +91,16 @@ def main() -> None:
     args = arguments.parse_args()
     if args.child:
         return child(args.child, args.batches, args.format)
-    if args.quick:
-        args.batches = 20
+    copies = (1, 10)
+    if args.quick:  # checks the script: the 1x dataset stands in for the 10x one, read here, not in a child
+        args.batches, copies = 10, (1, 1)
     with tempfile.TemporaryDirectory() as folder:
-        datasets = write_datasets(Path(folder), (1, 10))
-        rows = [{"format": 2, "copies": copies, **measure_child(directory, args.batches)}
-                for copies, directory in datasets.items()]
-        rows.append({"format": 1, "copies": 10, **measure_child(datasets[10], min(args.batches, 200), 1)})
-    train_rate = training_step_rate(3 if args.quick else 20)
+        datasets = write_datasets(Path(folder), tuple(sorted(set(copies))))
+        rows = [{"format": 2, "copies": count, **measure_child(datasets[count], args.batches, in_process=args.quick)}
+                for count in copies]
+        rows.append({"format": 1, "copies": copies[1], **measure_child(datasets[copies[1]], min(args.batches, 200), 1,
+                                                                        in_process=args.quick)})
+    train_rate = training_step_rate(2 if args.quick else 20)
     for row in rows:
         row["ratio_to_training_step"] = row["pixels_per_second"] / train_rate
     print(table(rows, ["format", "copies", "pixels", "pixels_per_second", "peak_rss_mib", "ratio_to_training_step"]))

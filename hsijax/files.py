@@ -161,7 +161,7 @@ def write_npy_atomic(path: str | os.PathLike, shape: tuple[int, ...], dtype, blo
     return Path(path)
 
 
-BLOCK_BYTES = 64 * 2**20
+BLOCK_BYTES = 16 * 2**20  # per block of rows; a block read by windows may be copied once more (band-last)
 
 
 def row_blocks(array: np.ndarray, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, np.ndarray]]:

@@ -1,5 +1,6 @@
-"""The accelerator checks (`benchmarks/accelerator.py`) stay runnable on the day a GPU is lent: the
-script runs here in its --quick mode, on the CPU, and writes every figure its report section reads."""
+"""Every benchmark stays runnable: each script in benchmarks/ runs here in its --quick mode (small sizes,
+on the CPU), one after another in one process, writes every figure its RESULTS.md section reads,
+and `report.py` renders them. None can break unseen again (encode.py once failed for weeks)."""
 
 from __future__ import annotations
 
@@ -8,27 +9,63 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import environment
+from conftest import SHARED_DATA, environment
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPTS = ("encode", "encode_attempts", "train", "pipeline", "fine_tune", "pretrain_devices", "import_shared",
+           "accelerator")
+# Runs each script's __main__ with --quick --json OUT/NAME.json, in turn; names the one that fails.
+RUNNER = """
+import runpy, sys, time
+folder, names = sys.argv[1], sys.argv[2:]
+for name in names:
+    sys.argv = [f"{name}.py", "--quick", "--json", f"{folder}/{name}.json"]
+    began = time.perf_counter()
+    try:
+        runpy.run_path(f"{name}.py", run_name="__main__")
+    except SystemExit as exit:
+        if exit.code:
+            raise SystemExit(f"benchmark {name} exited with {exit.code}")
+    print(f"BENCHMARK {name} {time.perf_counter() - began:.1f} s", flush=True)
+"""
 
 
-def test_the_accelerator_checks_run_and_report_every_figure(tmp_path):
-    result = subprocess.run([sys.executable, "accelerator.py", "--quick", "--json", str(tmp_path / "a.json")],
-                            cwd=BENCHMARKS, env=environment(1), capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads((tmp_path / "a.json").read_text())
-    assert set(report["matmul_tflop_s"]) == {"float32", "tf32", "bfloat16"}
-    assert {row["precision"] for row in report["encode"]} == {"float32", "bfloat16"}  # --quick: two of three
-    assert all(row["device_px_s"] > 0 and row["code_error_p99"] >= 0 for row in report["encode"])
-    assert report["encode_200_fastest_code_error_p99"] <= report["code_error_limit"]
-    assert [row["precision"] for row in report["training"]] == ["float32"]
-    assert 0 < report["training_step_float32_share_of_matmul"] and report["pipeline_px_s"] > 0
-    assert report["poster_band_count_compilations"] == 3  # the 14 band counts fall in 3 buckets
-    assert report["pretraining"]["steps"] == 10 and report["pretraining"]["held_out_mpsnr_db"] > 0
+def test_every_benchmark_runs_in_its_quick_mode_and_its_report_renders(tmp_path):
+    """(The scripts that test themselves -- torch_mirror, shared_scenes, common -- are modules.)"""
+    listed = {path.stem for path in BENCHMARKS.glob("*.py")} - {"__init__", "common", "torch_mirror",
+                                                                 "shared_scenes", "report"}
+    assert listed == set(SCRIPTS), listed  # a new script joins this test
+    result = subprocess.run([sys.executable, "-c", RUNNER, str(tmp_path), *SCRIPTS], cwd=BENCHMARKS,
+                            env=environment(1), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    timings = [line for line in result.stdout.splitlines() if line.startswith("BENCHMARK ")]
+    assert len(timings) == len(SCRIPTS), timings
+    reports = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in SCRIPTS
+               if name != "import_shared" or SHARED_DATA.is_dir()}  # without the scenes it says so, writes nothing
 
-    sys.path.insert(0, str(BENCHMARKS))
-    import report as rendering
+    encode = reports["encode"]
+    assert encode["shipped_200_px_s"] > 0 and encode["shipped_200_fraction_of_matmul"] > 0
+    assert encode["compilations_for_14_poster_band_counts"]["poster"] == 3  # the 14 band counts fall in 3 buckets
+    assert {(row["input"], row["output"]) for row in encode["end_to_end"]} == {("envi", "npy"), ("geotiff", "tif")}
+    assert all(row["peak_rss_mib"] > 0 for row in encode["end_to_end"]) and encode["blas"]["library"]
+    accelerator = reports["accelerator"]
+    assert set(accelerator["matmul_tflop_s"]) == {"float32", "tf32", "bfloat16"}
+    assert {row["precision"] for row in accelerator["encode"]} == {"float32", "bfloat16"}  # --quick: two of three
+    assert accelerator["encode_200_fastest_code_error_p99"] <= accelerator["code_error_limit"]
+    assert accelerator["linear_encode_200_host_px_s"] > 0 and accelerator["poster_band_count_compilations"] == 3
+    assert accelerator["pretraining"]["steps"] == 10 and accelerator["pretraining"]["held_out_mpsnr_db"] > 0
+    assert reports["pipeline"]["pipeline_px_s"] > 0 and reports["fine_tune"]["chunked_s_per_step"] > 0
+    assert reports["train"]["fraction_of_matmul_rate"] > 0 and reports["encode_attempts"]["attempts"]
+    assert reports["pretrain_devices"]["ratio_2_to_1"] > 0
 
-    section = "\n".join(rendering.accelerator_section(report))
-    assert "| 200 | bfloat16 |" in section and "Device: **cpu**" in section
+    for name, report in reports.items():
+        (tmp_path / "results").mkdir(exist_ok=True)
+        (tmp_path / "results" / f"{name}.json").write_text(json.dumps(report))
+    rendered = subprocess.run([sys.executable, "report.py", "--results", str(tmp_path / "results"), "--output",
+                               str(tmp_path / "RESULTS.md")], cwd=BENCHMARKS, env=environment(1), capture_output=True,
+                              text=True, timeout=120)
+    assert rendered.returncode == 0, rendered.stderr[-2000:]
+    page = (tmp_path / "RESULTS.md").read_text()
+    assert "Shipped linear network, 200 bands" in page and "| 200 | bfloat16 |" in page and "Device: **cpu**" in page
+    for section in ("## encode", "## encode: what was tried", "## train", "## pipeline", "## fine_tune"):
+        assert section in page

@@ -57,7 +57,11 @@ def test_encode_writes_the_codes_of_every_pixel(tmp_path, capsys, reference):
     assert codes.shape == (145, 145, 8) and codes.dtype == np.float32
     expected = hsijax.encode(hsijax.load_model(reference), fit_normalization(scene.cube).apply(scene.cube))
     np.testing.assert_allclose(codes, expected, rtol=1e-5, atol=1e-6)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.npy", "cube.npy"]  # no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.json", "codes.npy", "cube.npy"]  # no temporary left
+    record = json.loads((tmp_path / "codes.json").read_text())
+    norm = fit_normalization(scene.cube)
+    assert record["normalization"] == {"offset": norm.offset, "scale": norm.scale, "fitted_on": "scene"}
+    assert record["hsijax_version"] == hsijax.__version__ and record["code_width"] == 8
 
 
 def test_encode_a_missing_checkpoint_is_one_line(tmp_path, capsys):
@@ -86,14 +90,16 @@ def test_an_archive_is_shared_between_processes_and_finished_outputs_are_skipped
     out = tmp_path / "codes"
     for process in ("0", "1"):
         code, printed, err = run(capsys, "encode", "--checkpoint", reference, tmp_path / "scenes", "--output", out,
-                                 "--num-processes", "2", "--process-id", process, "--no-progress")
+                                 "--normalization", "scene", "--num-processes", "2", "--process-id", process,
+                                 "--no-progress")
         assert code == 0, err
         assert printed.strip() == f"process {process} of 2: encoded {3 if process == '0' else 2}, skipped 0 already done, into {out}"
     model = hsijax.load_model(reference)
-    assert sorted(p.name for p in out.iterdir()) == [f"scene_{i}.npy" for i in range(5)]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"scene_{i}.{s}" for i in range(5) for s in ("json", "npy"))
     for path in files:
         np.testing.assert_allclose(np.load(out / path.name), expected_codes(model, path), rtol=1e-5, atol=1e-6)
-    code, printed, _ = run(capsys, "encode", "--checkpoint", reference, *files, "--output", out, "--no-progress")
+    code, printed, _ = run(capsys, "encode", "--checkpoint", reference, *files, "--output", out,
+                           "--normalization", "scene", "--no-progress")
     assert code == 0 and "encoded 0, skipped 5 already done" in printed
 
 
@@ -110,8 +116,8 @@ def test_a_killed_archive_process_resumes_by_running_the_same_command(tmp_path, 
     files = archive(tmp_path / "scenes", count=6)
     out = tmp_path / "codes"
     command = lambda process: [sys.executable, "-m", "hsijax.cli", "encode", "--checkpoint", str(reference),
-                               str(tmp_path / "scenes"), "--output", str(out), "--num-processes", "2",
-                               "--process-id", process, "--no-progress"]
+                               str(tmp_path / "scenes"), "--output", str(out), "--normalization", "scene",
+                               "--num-processes", "2", "--process-id", process, "--no-progress"]
     first = subprocess.Popen(command("0"), env=environment(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     second = subprocess.run(command("1"), env=environment(1), capture_output=True, text=True, timeout=240)
     assert second.returncode == 0, second.stderr
@@ -126,6 +132,6 @@ def test_a_killed_archive_process_resumes_by_running_the_same_command(tmp_path, 
     skipped = int(again.stdout.split("skipped ")[1].split(" ")[0])
     assert skipped >= 1 and f"encoded {3 - skipped}, skipped {skipped}" in again.stdout
     model = hsijax.load_model(reference)
-    assert sorted(p.name for p in out.iterdir()) == [f"scene_{i}.npy" for i in range(6)]
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".npy") == [f"scene_{i}.npy" for i in range(6)]
     for path in files:
         np.testing.assert_allclose(np.load(out / path.name), expected_codes(model, path), rtol=1e-5, atol=1e-6)

@@ -4,8 +4,10 @@ of rows at a time, and codes or maps written as tiled GeoTIFFs that keep the inp
 `WindowedCube` is a (H, W, b) cube in a file that is never whole in memory: ``cube[start:stop]``
 reads those rows (band-last, whatever the file's interleave), ``np.asarray(cube)`` the whole.
 The code that slices scenes by rows (normalisation fits, imports, `hsijax encode`) therefore
-streams a file larger than memory with flat memory. GDAL's block cache is capped (`CACHE_BYTES`) so
-that it does not grow to its default of 5 % of the machine's memory.
+streams a file larger than memory with flat memory. GeoTIFFs are read by GDAL (`GdalCube`), whose
+block cache is capped (`CACHE_BYTES`) so that it does not grow to its default of 5 % of the
+machine's memory; ENVI data files with ``pread`` (`EnviCube`: GDAL's raw driver maps the file,
+and what it read stayed resident -- +157 MiB reading a 183 MiB file here).
 
 `write_geotiff` streams blocks of rows into a new float32 GeoTIFF, tiled, with the input's CRS,
 transform and nodata when it had them, and tags saying what made it; it appears whole or not at
@@ -14,7 +16,11 @@ all (a temporary sibling renamed into place).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import warnings
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,7 +29,7 @@ import numpy as np
 from hsijax.errors import HsijaxError, describe
 from hsijax.files import atomic_output
 
-CACHE_BYTES = 256 * 2**20  # GDAL's block cache (its default is 5 % of the machine's memory)
+CACHE_BYTES = 64 * 2**20  # GDAL's block cache (its default is 5 % of the machine's memory)
 TILE = 256  # output tiles, pixels a side
 
 
@@ -46,33 +52,22 @@ class GeoReference:
 
 
 class WindowedCube:
-    """A band-last (H, W, b) view of a raster file GDAL reads, read by blocks of rows on demand.
+    """A band-last (H, W, b) cube in a file, read by blocks of rows on demand (`rows`).
 
-    ``bands``: which of the file's bands (0-based indices) the cube holds (default all). ``nodata``:
-    the file's nodata value, if it declares one; ``georeference``: its CRS and transform.
+    ``bands``: which of the file's bands (0-based indices) the cube holds; ``nodata``: the file's
+    nodata value, if it declares one; ``georeference``: its CRS and transform, if it has them;
+    ``block_rows``: the rows the file stores together (reads of whole blocks are cheapest).
+    Subclasses read the rows: `GdalCube` (GeoTIFF) and `EnviCube` (ENVI's raw data file).
     """
 
     ndim = 3
 
-    def __init__(self, path, bands: np.ndarray | None = None):
-        import rasterio
-
+    def __init__(self, path, shape: tuple[int, int, int], dtype, bands=None, nodata=None, georeference=None,
+                 block_rows: int = 1):
         self.path = Path(path)
-        try:
-            with _environment():
-                self._dataset = rasterio.open(self.path)
-        except Exception as error:  # rasterio raises its own types for unreadable files
-            raise HsijaxError(f"{path}: not a raster GDAL can read ({describe(error)})") from None
-        dataset = self._dataset
-        self.bands = np.arange(dataset.count) if bands is None else np.asarray(bands)
-        self.shape = (dataset.height, dataset.width, len(self.bands))
-        self.dtype = np.dtype(dataset.dtypes[0])
-        self.nodata = dataset.nodata
-        crs = dataset.crs.to_wkt() if dataset.crs else None
-        identity = dataset.transform.is_identity
-        self.georeference = (GeoReference(crs, None if identity else tuple(dataset.transform)[:6])
-                             if crs or not identity else None)
-        self.block_rows = dataset.block_shapes[0][0] if dataset.block_shapes else 1
+        self.bands = np.arange(shape[2]) if bands is None else np.asarray(bands)
+        self.shape = (shape[0], shape[1], len(self.bands))
+        self.dtype, self.nodata, self.georeference, self.block_rows = np.dtype(dtype), nodata, georeference, block_rows
 
     @property
     def size(self) -> int:
@@ -87,23 +82,21 @@ class WindowedCube:
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` as a (rows, W, b) array."""
-        from rasterio.windows import Window
-
         start, stop = max(0, start), min(stop, self.shape[0])
         if stop <= start:
             return np.zeros((0, *self.shape[1:]), self.dtype)
-        try:
-            with _environment():
-                block = self._dataset.read([int(b) + 1 for b in self.bands],
-                                           window=Window(0, start, self.shape[1], stop - start))
-        except Exception as error:
-            raise HsijaxError(f"{self.path}: rows {start}-{stop} cannot be read ({describe(error)})") from None
-        return np.ascontiguousarray(np.moveaxis(block, 0, -1))
+        return self._read(start, stop)
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def with_bands(self, bands: np.ndarray) -> WindowedCube:
+        """The same file, holding only the file's bands ``bands``."""
+        raise NotImplementedError
 
     def __getitem__(self, key):
         if isinstance(key, tuple) and len(key) == 2 and key[0] is Ellipsis:  # cube[..., kept bands]
-            kept = np.arange(self.shape[-1])[key[1]]
-            return WindowedCube(self.path, self.bands[kept])
+            return self.with_bands(self.bands[np.arange(self.shape[-1])[key[1]]])
         if isinstance(key, slice) and key.step in (None, 1):
             start, stop, _ = key.indices(self.shape[0])
             return self.rows(start, stop)
@@ -116,8 +109,109 @@ class WindowedCube:
         whole = self.rows(0, self.shape[0])
         return whole if dtype is None else whole.astype(dtype)
 
-    def close(self) -> None:
-        self._dataset.close()
+
+def _georeference(dataset) -> GeoReference | None:
+    crs = dataset.crs.to_wkt() if dataset.crs else None
+    identity = dataset.transform.is_identity
+    return GeoReference(crs, None if identity else tuple(dataset.transform)[:6]) if crs or not identity else None
+
+
+def _open(path):
+    import rasterio
+
+    with _environment(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # a plain pixel grid
+        return rasterio.open(path)
+
+
+class GdalCube(WindowedCube):
+    """A raster GDAL reads (GeoTIFF), by row windows through its (capped) block cache."""
+
+    def __init__(self, path, bands=None):
+        try:
+            dataset = _open(path)
+        except Exception as error:  # rasterio raises its own types for unreadable files
+            raise HsijaxError(f"{path}: not a raster GDAL can read ({describe(error)})") from None
+        self._dataset = dataset
+        super().__init__(path, (dataset.height, dataset.width, dataset.count), dataset.dtypes[0], bands, dataset.nodata,
+                         _georeference(dataset), dataset.block_shapes[0][0] if dataset.block_shapes else 1)
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        from rasterio.windows import Window
+
+        try:
+            with _environment():
+                block = self._dataset.read([int(b) + 1 for b in self.bands],
+                                           window=Window(0, start, self.shape[1], stop - start))
+        except Exception as error:
+            raise HsijaxError(f"{self.path}: rows {start}-{stop} cannot be read ({describe(error)})") from None
+        return np.ascontiguousarray(np.moveaxis(block, 0, -1))
+
+    def with_bands(self, bands: np.ndarray) -> GdalCube:
+        return GdalCube(self.path, bands)
+
+
+# ENVI "data type" codes -> NumPy dtypes (the numeric ones).
+ENVI_DTYPES = {1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8", 12: "u2", 13: "u4", 14: "i8", 15: "u8"}
+INTERLEAVES = ("bsq", "bil", "bip")
+
+
+class EnviCube(WindowedCube):
+    """An ENVI raw data file read with ``pread`` by rows -- one read per band (BSQ) or one in all
+    (BIL, BIP) -- into new arrays: no memory map and no block cache, so what was read leaves memory
+    with its block. ``header``: the ENVI header's fields (lower-case keys, as spectral reads them).
+    Its georeference is GDAL's reading of the header's ``map info``, when GDAL can open the file."""
+
+    def __init__(self, data_path, header: dict, bands=None):
+        try:
+            height, width, count = (int(header[key]) for key in ("lines", "samples", "bands"))
+            code, interleave = int(header.get("data type", 0)), str(header.get("interleave", "bsq")).lower()
+            self.offset = int(header.get("header offset", 0))
+        except (KeyError, ValueError) as error:
+            raise HsijaxError(f"{data_path}: its ENVI header lacks or garbles {error}") from None
+        if code not in ENVI_DTYPES or interleave not in INTERLEAVES:
+            raise HsijaxError(f"{data_path}: ENVI data type {code} / interleave {interleave!r} is not one hsijax reads")
+        order = ">" if int(header.get("byte order", 0)) == 1 else "<"
+        self.file_dtype, self.interleave, self.header = np.dtype(order + ENVI_DTYPES[code]), interleave, header
+        expected = self.offset + height * width * count * self.file_dtype.itemsize
+        if Path(data_path).stat().st_size < expected:
+            raise HsijaxError(f"{data_path}: the data file is truncated ({Path(data_path).stat().st_size:,} bytes, "
+                              f"its header promises {expected:,})")
+        nodata = header.get("data ignore value")
+        georeference = None
+        with contextlib.suppress(Exception):  # map info GDAL cannot read: the cube is still read
+            with _open(data_path) as dataset:
+                georeference = _georeference(dataset)
+        super().__init__(data_path, (height, width, count), self.file_dtype.newbyteorder("="), bands,
+                         None if nodata is None else float(nodata), georeference)
+        self._descriptor = os.open(data_path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._descriptor)
+
+    def _pread(self, offset: int, array: np.ndarray) -> None:
+        view = memoryview(array).cast("B")
+        if os.preadv(self._descriptor, [view], self.offset + offset) != len(view):
+            raise HsijaxError(f"{self.path}: the data file ended early; it is truncated")
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        height, width, _ = self.shape
+        count, rows, item = int(self.header["bands"]), stop - start, self.file_dtype.itemsize
+        if self.interleave == "bsq":
+            block = np.empty((len(self.bands), rows, width), self.file_dtype)
+            for index, band in enumerate(self.bands):
+                self._pread((int(band) * height + start) * width * item, block[index])
+            cube = np.moveaxis(block, 0, -1)
+        elif self.interleave == "bil":
+            block = np.empty((rows, count, width), self.file_dtype)
+            self._pread(start * count * width * item, block)
+            cube = np.moveaxis(block, 1, -1)[..., self.bands]
+        else:
+            block = np.empty((rows, width, count), self.file_dtype)
+            self._pread(start * width * count * item, block)
+            cube = block[..., self.bands] if len(self.bands) != count else block
+        return np.ascontiguousarray(cube, self.dtype)
+
+    def with_bands(self, bands: np.ndarray) -> EnviCube:
+        return EnviCube(self.path, self.header, bands)
 
 
 def opens_with_gdal(path, band_count: int) -> bool:
@@ -125,8 +219,10 @@ def opens_with_gdal(path, band_count: int) -> bool:
     import rasterio
 
     try:
-        with _environment(), rasterio.open(path) as dataset:
-            return dataset.count == band_count
+        with _environment(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as dataset:
+                return dataset.count == band_count
     except Exception:  # noqa: BLE001 -- anything GDAL cannot open is read another way
         return False
 

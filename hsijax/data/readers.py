@@ -1,7 +1,7 @@
 """Read a hyperspectral cube or a label map from the file formats scenes are published in.
 
 Formats: MATLAB ``.mat`` v5 (scipy) and v7.3 (HDF5, h5py), ENVI ``.hdr`` + data file (the header
-and its wavelengths by spectral, the cube by GDAL in windows), TIFF/GeoTIFF (multi-band ones by GDAL
+and its wavelengths by spectral, the cube by rows), TIFF/GeoTIFF (multi-band ones by GDAL
 in windows, with their georeferencing; others by tifffile) and ``.npy`` (memory-mapped). Cubes read
 in windows (`hsijax.data.rasters.WindowedCube`) are never whole in memory unless asked to be.
 
@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hsijax.data.rasters import WindowedCube, opens_with_gdal
+from hsijax.data.rasters import EnviCube, GdalCube, WindowedCube, opens_with_gdal
 from hsijax.errors import HsijaxError
 
 CUBE_SUFFIXES = (".mat", ".npy", ".hdr", ".tif", ".tiff")
@@ -101,16 +101,13 @@ def _pick(arrays: dict[str, np.ndarray], path: Path, key: str | None, ndims: tup
 
 
 def _read_envi(path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """(cube (H, W, b), wavelengths, interleave): the header read by spectral, the cube by GDAL's ENVI
-    driver in windows (`WindowedCube`), or by spectral in memory where GDAL cannot read it."""
+    """(cube (H, W, b), wavelengths, interleave): the header read by spectral (which finds the data
+    file), the cube by rows from the data file (`EnviCube`)."""
     from spectral.io import envi
 
     try:
         image = envi.open(str(path))
-        lines, samples, bands = (int(image.metadata[key]) for key in ("lines", "samples", "bands"))
-        cube = WindowedCube(image.filename) if opens_with_gdal(image.filename, bands) else None
-        if cube is None or cube.shape != (lines, samples, bands):
-            cube = np.asarray(image.load())
+        cube = EnviCube(image.filename, image.metadata)
     except HsijaxError:
         raise
     except Exception as error:  # spectral raises its own and OS errors for missing data files
@@ -151,7 +148,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray | ArrayShape, str, WindowedCube |
             series = tiff.series[0]
             shape, axes, dtype = tuple(series.shape), series.axes, series.dtype
             if axes in ("YXS", "SYX") and opens_with_gdal(path, shape[axes.index("S")]):
-                return ArrayShape(shape, dtype), axes, WindowedCube(path)
+                return ArrayShape(shape, dtype), axes, GdalCube(path)
             return series.asarray(), axes, None
     except HsijaxError:
         raise
