@@ -158,11 +158,11 @@ def pipeline_rate(batches: int, copies: int, in_process: bool = False) -> float:
         return measure_child(directory, batches, in_process=in_process)["pixels_per_second"]
 
 
-def bucket_compilations() -> int:
+def bucket_compilations(in_process: bool = False) -> int:
     """The poster CNN's compilations for the poster's 14 band counts (one per bucket expected)."""
     from encode import poster_band_count_compilations
 
-    return poster_band_count_compilations(("poster",))["poster"]
+    return poster_band_count_compilations(("poster",), in_process)["poster"]
 
 
 def short_pretraining(steps: int, batch_size: int) -> dict:
@@ -230,7 +230,7 @@ def main() -> None:
         "training_step_float32_px_s": round(float32_step),
         "training_step_float32_share_of_matmul": round(training[0]["share_of_matmul_rate"], 4),
         "pipeline_px_s": round(pipeline), "pipeline_over_training_step": round(pipeline / float32_step, 2),
-        "poster_band_count_compilations": bucket_compilations(),
+        "poster_band_count_compilations": bucket_compilations(in_process=quick),
         "pretraining": short_pretraining(10 if quick else 400, 64 if quick else 4096),
         "encode": encode, "linear_encode": linear, "chunk_sweep": chunks, "training": training,
     }

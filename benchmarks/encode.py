@@ -155,9 +155,13 @@ def cnn_configuration(torch, bands: int, code_width: int, pixels: int, batches, 
     return row
 
 
-def poster_band_count_compilations(names=SHIPPED) -> dict[str, int]:
+def poster_band_count_compilations(names=SHIPPED, in_process: bool = False) -> dict[str, int]:
     """{network: XLA compilations while `hsijax.encode` meets the poster's fourteen band counts, 3,000
-    pixels each}, in a fresh process (each network warmed up on another band count first)."""
+    pixels each}, in a fresh process (each network warmed up on another band count first);
+    ``in_process`` (--quick): here, each shipped network's config at a code width nothing has
+    compiled yet, with the persistent compilation cache off."""
+    if in_process:
+        return {name: _compilations_here(name) for name in names}
     code = (
         "import jax, numpy as np, hsijax\n"
         "from hsijax.spectral import POSTER_BAND_COUNTS\n"
@@ -174,6 +178,35 @@ def poster_band_count_compilations(names=SHIPPED) -> dict[str, int]:
         "    print(name, count[0])\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return {name: int(count) for name, count in (line.split() for line in result.stdout.splitlines()[-len(names):])}
+
+
+def _compilations_here(name: str, pixels: int = 64) -> int:
+    import dataclasses
+
+    import jax
+
+    import hsijax
+    from hsijax.spectral import POSTER_BAND_COUNTS
+
+    shipped = hsijax.load_pretrained(name)
+    _compilations_here.width = getattr(_compilations_here, "width", 12) + 1  # a fresh config each call
+    model = hsijax.create_model(kind=shipped.config.kind, seed=0,
+                                **{**dataclasses.asdict(shipped.config), "code_width": _compilations_here.width})
+    hsijax.encode(model, np.ones((8, 10), np.float32), wavelengths=np.linspace(400, 900, 10))
+    count = [0]
+    listen = lambda event, duration, **kwargs: count.__setitem__(  # noqa: E731
+        0, count[0] + (event == "/jax/core/compile/backend_compile_duration"))
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    cached = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)  # a cache hit is no compilation to count
+    try:
+        for bands in POSTER_BAND_COUNTS:
+            hsijax.encode(model, np.random.default_rng(bands).random((pixels, bands), np.float32),
+                          wavelengths=np.linspace(400, 2500, bands))
+    finally:
+        jax.config.update("jax_enable_compilation_cache", cached)
+        jax.monitoring.unregister_event_duration_listener(listen)
+    return count[0]
 
 
 # Runs `hsijax encode` and writes its peak RSS (VmHWM, kB). Not getrusage: a child's ru_maxrss keeps
@@ -279,7 +312,7 @@ def main() -> None:
            for b in bands for c in widths]
     print(table(cnn, ["bands", "c", "hsijax_batch", "jax_px_s", "torch_eager_px_s", "torch_compile_px_s",
                       "ratio_vs_torch_eager", "mflop_per_px", "gflop_s", "fraction_of_matmul_rate"]), flush=True)
-    compilations = poster_band_count_compilations()
+    compilations = poster_band_count_compilations(in_process=args.quick)
     with tempfile.TemporaryDirectory() as folder:
         scene = end_to_end(tuple(args.scene), Path(folder), runs, in_process=args.quick)
     print(table(scene, ["input", "output", "seconds", "pixels_per_second", "peak_rss_mib"]), flush=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 from common import finish, machine, parser, seconds_per_call, table
 
-
 BANDS = (103, 200, 436)
 
 

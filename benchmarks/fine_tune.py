@@ -91,8 +91,8 @@ def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
     import jax
 
-    from hsijax.models.networks import PosterCNNConfig
     from hsijax.models.classifier import SpectralClassifier
+    from hsijax.models.networks import PosterCNNConfig
     from hsijax.train.fine_tune import fine_tune
 
     steps = 10 if args.quick else 500

@@ -266,7 +266,6 @@ def run_encode_command(args) -> str:
 
 def add_pretrain(subparsers) -> None:
     from hsijax.configs import PRETRAINING
-    from hsijax.data.loading import positive_int
 
     command = subparsers.add_parser(
         "pretrain", help="pretrain the shared autoencoder on several scenes (resumes in --workdir)",

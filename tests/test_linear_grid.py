@@ -45,11 +45,11 @@ def relative(codes: np.ndarray, reference: np.ndarray) -> float:
 
 
 def scenes(shared_dir):
-    """(name, normalised spectra, band centres): 4,096 pixels of Indian Pines (200 bands, tensorly)
-    always, the 48-band Houston 2018 CASI (380-1050 nm) when ../shared/data is here."""
+    """(name, normalised spectra, band centres): 2,048 pixels of Indian Pines (200 bands, tensorly)
+    always, 4,096 of the 48-band Houston 2018 CASI (380-1050 nm) when ../shared/data is here."""
     scene = load_indian_pines()
     spectra = fit_normalization(scene.cube, scene.name).apply(scene.cube).reshape(-1, 200)
-    found = [("indian_pines", spectra[np.random.default_rng(0).choice(len(spectra), 4096, replace=False)],
+    found = [("indian_pines", spectra[np.random.default_rng(0).choice(len(spectra), 2048, replace=False)],
               scene.wavelengths_nm)]
     if shared_dir.is_dir():
         from hsijax.data.loading import parse_import_options, read_scene_file
@@ -58,7 +58,7 @@ def scenes(shared_dir):
                                        "--wavelengths linspace:380:1050")
         houston = read_scene_file(options, "houston2018")
         spectra = fit_normalization(houston.cube, "houston").apply(houston.cube).reshape(-1, 48)
-        found.append(("houston2018", spectra, houston.wavelengths_nm))
+        found.append(("houston2018", spectra[::4], houston.wavelengths_nm))  # 4,096 of its pixels
     return found
 
 

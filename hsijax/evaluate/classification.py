@@ -180,7 +180,7 @@ def classify_scene(scene: Scene, settings: ClassifySettings, out: Path, pretrain
                    progress=None) -> dict:
     """Run the comparison on a whole labelled scene; writes ``out/metrics.json`` and the maps."""
     bands = scene.cube.shape[-1]
-    spectra = fit_normalization(scene.cube, scene.name).apply(scene.cube.reshape(-1, bands))
+    spectra = fit_normalization(scene.cube, scene.name).apply(np.asarray(scene.cube).reshape(-1, bands))
     labels = scene.labels.reshape(-1)
     report, maps = run_classification(spectra.astype(np.float32), labels, settings, pretrained, progress,
                                       shape=scene.cube.shape[:2], wavelengths=scene.wavelengths_nm)

@@ -1,6 +1,7 @@
 """`hsijax grid-pca`: fit the shared-grid PCA (`hsijax.models.linear_code`) on every scene of a
-leave-out config that lists wavelengths, plus its spectral library when that folder exists, and
-save it -- how the code and the network shipped with hsijax are made:
+leave-out config that lists its own wavelengths (not a nominal list), plus its spectral library
+when that folder exists, and save it -- how the code and the network shipped with hsijax are made
+(the card's inputs first: README, "The shared code that ships"):
 
     rm -rf hsijax/weights/shared_grid_pca hsijax/weights/shared_grid_network
     hsijax grid-pca --output hsijax/weights/shared_grid_pca \
@@ -12,6 +13,10 @@ wavelength grid (`SharedGridPCA.to_model`), which `hsijax.load_pretrained()` loa
 writes that network's model card from what the command measured (each scene's reconstruction),
 the ``hsijax leave-out`` workdir of that network (scenes it never saw) and ``hsijax classify``
 reports; no number on it is typed by hand.
+
+The fit runs over the mesh of every process (`hsijax.train.grid_fit`: per-device float64 sums,
+each process reading its share of each scene through the dataset reader), so one process per host
+(`--coordinator`) fits across hosts what one process fits; the first process writes the outputs.
 
 The leave-out config's scenes are all the real ones here (its validation and left-out scenes
 included: a shipped code, like shipped weights, is fitted on everything). How well this recipe

@@ -1,11 +1,15 @@
-"""The baseline every shared code must beat: PCA on the shared wavelength grid.
+"""The shared-grid PCA: the parameters of the linear network on the wavelength grid, and the
+baseline every shared code must beat.
 
 Fitted on the pretraining scenes' spectra resampled onto `hsijax.data.shared_grid` (each scene
 weighted equally, so a large scene does not outvote a small one; grid points a scene does not cover
-are filled with the mean of the scenes that do). A spectrum of any sensor with known wavelengths is
-encoded by least squares on the grid points its sensor covers -- so a VNIR-only sensor is fitted on
-its own range, not on zeros -- then decoded on the whole grid and resampled back to its bands.
-Nothing is fitted to the scene being encoded: it is the linear counterpart of the shared encoder.
+are filled with the mean of the scenes that do), from float64 sums per scene (`SceneMoments`), so
+the same estimator runs in memory (`SharedGridPCA.fit`) and summed over a mesh of hosts
+(`hsijax.train.grid_fit`). A spectrum of any sensor with known wavelengths is encoded by least
+squares on the grid points its sensor covers -- so a VNIR-only sensor is fitted on its own range,
+not on zeros -- then decoded on the whole grid and resampled back to its bands; that is the linear
+network (`hsijax.models.networks.linear_grid`), which `encode` and `reconstruct` run (one
+implementation). Nothing is fitted to the scene being encoded.
 
 A fitted code is saved in Orbax's layout, locally or to a bucket (`save`, `load`), with each
 component's standard deviation over the fitted spectra (``scale``), which `to_model` uses to
