@@ -466,23 +466,35 @@ def without_orbax_leftovers(hook):
     return unraisablehook
 
 
-def build_parser() -> argparse.ArgumentParser:
+COMMANDS = {"demo": add_demo, "import": add_import, "prepare": add_prepare, "pretrain": add_pretrain,
+            "classify": add_classify, "reconstruct": add_reconstruct, "encode": add_encode, "export": add_export,
+            "study": add_study, "leave-out": add_leave_out, "grid-pca": add_grid_pca}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or, with ``only``, that command's in full and the others as bare names: each
+    command's flags import the module whose defaults they show, and a command should not wait for
+    the imports of the other ten (1.5 s of `hsijax encode`'s start here)."""
     parser = Parser(
         prog="hsijax", description="A shared encoder for hyperspectral images from any sensor."
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for add in (add_demo, add_import, add_prepare, add_pretrain, add_classify, add_reconstruct, add_encode,
-                add_export, add_study, add_leave_out, add_grid_pca):
-        add(subparsers)
+    for name, add in COMMANDS.items():
+        if only is None or name == only:
+            add(subparsers)
+        else:
+            subparsers.add_parser(name)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, unknown = build_parser().parse_known_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    only = argv[0] if argv and argv[0] in COMMANDS else None
+    args, unknown = build_parser(only).parse_known_args(argv)
     if getattr(args, "overrides", None):
         args.overrides = unknown  # ml_collections --config.FIELD=VALUE flags
     elif unknown:
-        build_parser().parse_args(argv)  # let argparse report the unknown flags
+        build_parser(only).parse_args(argv)  # let argparse report the unknown flags
     if args.command != "demo":
         quiet_libraries()
     try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dm_pix
 import jax.numpy as jnp
 import numpy as np
-from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 
 def per_band_psnr(original, reconstruction) -> np.ndarray:
@@ -38,6 +37,8 @@ def per_band_ssim(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarra
 def classification_scores(truth: np.ndarray, predicted: np.ndarray) -> dict:
     """{"oa", "aa", "kappa", "per_class": {label: accuracy}} over the classes present in ``truth``."""
     classes = np.unique(truth)
+    from sklearn.metrics import cohen_kappa_score, confusion_matrix  # here: importing scikit-learn takes a second
+
     matrix = confusion_matrix(truth, predicted, labels=classes)
     per_class = matrix.diagonal() / matrix.sum(axis=1)
     return {

@@ -167,23 +167,38 @@ class Normalization:
         return np.asarray(normalised, dtype=np.float32) * self.scale + self.offset
 
 
+def nodata_pixels(values, nodata: float | None, band_axis: int = -1) -> np.ndarray | None:
+    """Which pixels hold ``nodata`` in every band (NaN matches NaN), or None without a nodata value."""
+    if nodata is None:
+        return None
+    values = np.asarray(values)
+    same = np.isnan(values) if np.isnan(nodata) else values == nodata
+    return same.all(axis=band_axis)
+
+
 def band_ranges(cube, name: str = "cube", nodata: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(lowest, highest) value of each band over all pixels, (b,) each, after checking the scene
     is finite and fits float32 (`check_float32_range`). ``nodata``: pixels whose every band holds
     this value (a file's fill) are left out.
 
     Reads the raw dtype in row blocks (`hsijax.files.row_blocks`) without a float copy, so a
-    memory-mapped scene, or one read by windows, larger than memory is scanned with flat memory.
+    memory-mapped scene, or one read by windows, larger than memory is scanned with flat memory; a
+    cube read by windows from a band-sequential file offers its blocks band-first
+    (``band_first_blocks``), which are cheaper to read than band-last ones.
     """
     array = cube if hasattr(cube, "dtype") and getattr(cube, "ndim", 0) >= 1 else np.asarray(cube)
     if array.size == 0 or array.dtype.kind not in "biuf":
         raise HsijaxError(f"{name}: expected a non-empty numeric array, got {array.dtype} {array.shape}")
     bands = array.shape[-1]
+    if hasattr(array, "band_first_blocks"):
+        blocks = (block.reshape(bands, -1).T for block in array.band_first_blocks())  # (pixels, b) views
+    else:
+        blocks = (np.asarray(block).reshape(-1, bands) for _, block in row_blocks(array))
     ranges = []
-    for _, block in row_blocks(array):
-        pixels = np.asarray(block).reshape(-1, bands)
-        if nodata is not None:
-            pixels = pixels[~(pixels == nodata).all(axis=1)]
+    for pixels in blocks:
+        empty = nodata_pixels(pixels, nodata)
+        if empty is not None:
+            pixels = pixels[~empty]
         if len(pixels):
             ranges.append((pixels.min(axis=0), pixels.max(axis=0)))
     if not ranges:

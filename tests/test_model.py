@@ -161,3 +161,24 @@ def test_the_0_1_module_names_what_replaced_each_of_its_names():
         old.band_wavelengths  # noqa: B018
     with pytest.raises(HsijaxError, match='network "linear" needs axis "wavelength_grid"'):
         config_from_dict({**V01, "network": "linear", "axis": "bands"})
+
+
+def test_a_model_saved_by_hsijax_0_1_loads_as_the_network_it_was(tmp_path):
+    """0.1 wrote every field of its one config and no kind; such a saved model loads as its network."""
+    import shutil
+
+    import orbax.checkpoint as ocp
+
+    model = create_model(8, kind="linear_grid", seed=1)
+    hsijax.save_model(model, tmp_path / "saved")
+    record = tmp_path / "saved" / "model_config"
+    shutil.rmtree(record)
+    record.mkdir()
+    ocp.JsonCheckpointHandler().save(record, args=ocp.args.JsonSave(
+        {**V01, "code_width": 8, "axis": "wavelength_grid", "network": "linear"}))
+    loaded = hsijax.load_model(tmp_path / "saved")
+    assert loaded.config == LinearGridConfig(code_width=8)
+    np.testing.assert_array_equal(loaded.variables["params"]["encoder"]["basis"],
+                                  model.variables["params"]["encoder"]["basis"])
+    with pytest.raises(ImportError, match="Encoder was removed in hsijax 0.2: use hsijax.models.networks"):
+        from hsijax.models.autoencoder import Encoder  # noqa: F401

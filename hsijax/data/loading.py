@@ -45,6 +45,7 @@ from hsijax.data.storage import (
     DEFAULT_DATA_DIR,
     VERSION,
     SceneDataset,
+    SceneStats,
     build_dataset,
     check_scene_content,
     load_dataset,
@@ -292,6 +293,7 @@ class SceneInput(NamedTuple):
     scene: Scene
     source: str  # the dataset or the file
     labels_source: str  # the ground-truth file, or the dataset
+    stats: SceneStats | None = None  # what checking a file found (its own normalisation among them)
 
 
 def wavelengths_for(spec: str, band_count: int, where: str) -> np.ndarray:
@@ -330,8 +332,8 @@ def scene_input(dataset: str | None, options: ImportOptions | None, data_dir=DEF
             scene = with_wavelengths(scene, wavelengths, f"dataset {dataset}")
         return SceneInput(scene, f"dataset {dataset}", dataset)
     scene = read_scene_file(options, options.file.stem.lower())
-    check_scene_content(scene, str(options.file))
-    return SceneInput(scene, str(options.file), str(options.gt or options.file))
+    stats = check_scene_content(scene, str(options.file))
+    return SceneInput(scene, str(options.file), str(options.gt or options.file), stats)
 
 
 def open_scenes(names: Sequence[str], data_dir, imports: Mapping[str, str] | None = None,

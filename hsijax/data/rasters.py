@@ -90,6 +90,18 @@ class WindowedCube:
     def _read(self, start: int, stop: int) -> np.ndarray:
         raise NotImplementedError
 
+    def band_first(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` as a (b, rows, W) array, however the file lays them out: for a
+        band-sequential file (a GeoTIFF's bands, ENVI BSQ) what it reads without a transpose, which
+        costs as much as the read itself (1.2 s a pass over a 1.5 GiB GeoTIFF here)."""
+        return np.moveaxis(self.rows(start, stop), -1, 0)
+
+    def band_first_blocks(self, block_bytes: int = 16 * 2**20):
+        """(b, rows, W) blocks of about ``block_bytes`` covering every row in order."""
+        rows = max(1, block_bytes // max(1, self.shape[1] * self.shape[2] * self.dtype.itemsize))
+        for start in range(0, self.shape[0], rows):
+            yield self.band_first(start, start + rows)
+
     def with_bands(self, bands: np.ndarray) -> WindowedCube:
         """The same file, holding only the file's bands ``bands``."""
         raise NotImplementedError
@@ -136,19 +148,102 @@ class GdalCube(WindowedCube):
         super().__init__(path, (dataset.height, dataset.width, dataset.count), dataset.dtypes[0], bands, dataset.nodata,
                          _georeference(dataset), dataset.block_shapes[0][0] if dataset.block_shapes else 1)
 
-    def _read(self, start: int, stop: int) -> np.ndarray:
+    def band_first(self, start: int, stop: int) -> np.ndarray:
         from rasterio.windows import Window
 
+        start, stop = max(0, start), min(stop, self.shape[0])
         try:
             with _environment():
-                block = self._dataset.read([int(b) + 1 for b in self.bands],
-                                           window=Window(0, start, self.shape[1], stop - start))
+                return self._dataset.read([int(b) + 1 for b in self.bands],
+                                          window=Window(0, start, self.shape[1], stop - start))
         except Exception as error:
             raise HsijaxError(f"{self.path}: rows {start}-{stop} cannot be read ({describe(error)})") from None
-        return np.ascontiguousarray(np.moveaxis(block, 0, -1))
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        return np.ascontiguousarray(np.moveaxis(self.band_first(start, stop), 0, -1))
 
     def with_bands(self, bands: np.ndarray) -> GdalCube:
         return GdalCube(self.path, bands)
+
+
+class RawTiffCube(WindowedCube):
+    """An uncompressed, striped TIFF read with ``pread`` strip by strip (runs of adjacent strips in one
+    read), as `EnviCube` reads ENVI: 2.5 times GDAL's speed on a band-interleaved 1.5 GiB GeoTIFF
+    here, with nothing left resident. Separate planes (band-sequential) give `band_first` blocks
+    directly. The georeference and nodata are GDAL's reading of the file's tags."""
+
+    def __init__(self, path, bands=None):
+        import tifffile
+
+        with tifffile.TiffFile(path) as tiff:
+            page = tiff.pages[0]
+            self.separate = page.planarconfig == tifffile.PLANARCONFIG.SEPARATE
+            count = self.samples = page.samplesperpixel
+            height, width = page.imagelength, page.imagewidth
+            self.rows_per_strip = min(page.rowsperstrip or height, height)
+            self.offsets = np.asarray(page.dataoffsets, np.int64)
+            self.counts = np.asarray(page.databytecounts, np.int64)
+            self.file_dtype = np.dtype(page.dtype).newbyteorder(tiff.byteorder)
+        self.strips = -(-height // self.rows_per_strip)  # per plane
+        with _open(path) as dataset:
+            nodata, georeference = dataset.nodata, _georeference(dataset)
+        super().__init__(path, (height, width, count), self.file_dtype.newbyteorder("="), bands, nodata, georeference,
+                         self.rows_per_strip)
+        self._descriptor = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._descriptor)
+
+    @staticmethod
+    def usable(page) -> bool:
+        """Whether a TIFF page is one this reader reads: uncompressed, striped, one image."""
+        import tifffile
+
+        return (page.compression == tifffile.COMPRESSION.NONE and not page.is_tiled and page.predictor == 1
+                and page.dtype is not None and page.bitspersample == 8 * np.dtype(page.dtype).itemsize
+                and len(page.dataoffsets) == (page.samplesperpixel if page.planarconfig == 2 else 1)
+                * -(-page.imagelength // min(page.rowsperstrip or page.imagelength, page.imagelength)))
+
+    def _strips(self, index: int, count: int, target: np.ndarray) -> None:
+        """Read the ``count`` strips from ``index`` on into ``target``, one ``pread`` per run of strips
+        that lie end to end in the file."""
+        view, done, last = memoryview(target).cast("B"), 0, index + count
+        while done < len(view):
+            stop = index + 1
+            while stop < last and self.offsets[stop] == self.offsets[stop - 1] + self.counts[stop - 1]:
+                stop += 1
+            size = min(int(self.offsets[stop - 1] + self.counts[stop - 1] - self.offsets[index]), len(view) - done)
+            if os.preadv(self._descriptor, [view[done:done + size]], int(self.offsets[index])) != size:
+                raise HsijaxError(f"{self.path}: the TIFF ended early; it is truncated")
+            done, index = done + size, stop
+
+    def _block(self, start: int, stop: int, plane: int | None) -> np.ndarray:
+        """Rows ``start:stop`` of one plane (separate: (rows, W)) or of all bands (contig: (rows, W, b))."""
+        height, width, _ = self.shape
+        first, last = start // self.rows_per_strip, -(-stop // self.rows_per_strip)
+        rows = min(last * self.rows_per_strip, height) - first * self.rows_per_strip
+        shape = (rows, width) if plane is not None else (rows, width, self.samples)
+        block = np.empty(shape, self.file_dtype)
+        self._strips((plane or 0) * self.strips + first, last - first, block)
+        offset = start - first * self.rows_per_strip
+        return block[offset:offset + stop - start]
+
+    def band_first(self, start: int, stop: int) -> np.ndarray:
+        if not self.separate:
+            return super().band_first(start, stop)
+        start, stop = max(0, start), min(stop, self.shape[0])
+        block = np.empty((len(self.bands), stop - start, self.shape[1]), self.dtype)
+        for index, band in enumerate(self.bands):
+            block[index] = self._block(start, stop, int(band))
+        return block
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        if self.separate:
+            return np.ascontiguousarray(np.moveaxis(self.band_first(start, stop), 0, -1))
+        block = self._block(start, stop, None)
+        cube = block[..., self.bands] if len(self.bands) != block.shape[-1] else block
+        return np.ascontiguousarray(cube, self.dtype)
+
+    def with_bands(self, bands: np.ndarray) -> RawTiffCube:
+        return RawTiffCube(self.path, bands)
 
 
 # ENVI "data type" codes -> NumPy dtypes (the numeric ones).
@@ -192,14 +287,21 @@ class EnviCube(WindowedCube):
         if os.preadv(self._descriptor, [view], self.offset + offset) != len(view):
             raise HsijaxError(f"{self.path}: the data file ended early; it is truncated")
 
+    def band_first(self, start: int, stop: int) -> np.ndarray:
+        if self.interleave != "bsq":
+            return super().band_first(start, stop)
+        height, width, _ = self.shape
+        start, stop = max(0, start), min(stop, height)
+        block = np.empty((len(self.bands), stop - start, width), self.file_dtype)
+        for index, band in enumerate(self.bands):
+            self._pread((int(band) * height + start) * width * self.file_dtype.itemsize, block[index])
+        return block.astype(self.dtype, copy=False)
+
     def _read(self, start: int, stop: int) -> np.ndarray:
         height, width, _ = self.shape
         count, rows, item = int(self.header["bands"]), stop - start, self.file_dtype.itemsize
         if self.interleave == "bsq":
-            block = np.empty((len(self.bands), rows, width), self.file_dtype)
-            for index, band in enumerate(self.bands):
-                self._pread((int(band) * height + start) * width * item, block[index])
-            cube = np.moveaxis(block, 0, -1)
+            cube = np.moveaxis(self.band_first(start, stop), 0, -1)
         elif self.interleave == "bil":
             block = np.empty((rows, count, width), self.file_dtype)
             self._pread(start * count * width * item, block)

@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hsijax.data.rasters import EnviCube, GdalCube, WindowedCube, opens_with_gdal
+from hsijax.data.rasters import EnviCube, GdalCube, RawTiffCube, WindowedCube, opens_with_gdal
 from hsijax.errors import HsijaxError
 
 CUBE_SUFFIXES = (".mat", ".npy", ".hdr", ".tif", ".tiff")
@@ -140,7 +140,8 @@ def _read_tiff(path: Path) -> tuple[np.ndarray | ArrayShape, str, WindowedCube |
     """(array, its axes as tifffile names them: S samples, Y rows, X columns, Q/I pages, ..., a
     band-last view read by windows). A TIFF whose own axes say where the bands are (samples,
     contiguous or separate planes) and that GDAL reads as that many bands is read by windows
-    (`WindowedCube`; the array is then its shape alone); any other TIFF whole, by tifffile."""
+    (`WindowedCube`: an uncompressed striped one by ``pread``, others by GDAL; the array is then its
+    shape alone); any other TIFF whole, by tifffile."""
     import tifffile
 
     try:
@@ -148,7 +149,8 @@ def _read_tiff(path: Path) -> tuple[np.ndarray | ArrayShape, str, WindowedCube |
             series = tiff.series[0]
             shape, axes, dtype = tuple(series.shape), series.axes, series.dtype
             if axes in ("YXS", "SYX") and opens_with_gdal(path, shape[axes.index("S")]):
-                return ArrayShape(shape, dtype), axes, GdalCube(path)
+                usable = len(tiff.pages) == 1 and RawTiffCube.usable(tiff.pages[0])
+                return ArrayShape(shape, dtype), axes, RawTiffCube(path) if usable else GdalCube(path)
             return series.asarray(), axes, None
     except HsijaxError:
         raise

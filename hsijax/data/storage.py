@@ -81,7 +81,7 @@ def check_scene_content(scene: Scene, where: str) -> SceneStats:
     cube = scene.cube
     if cube.ndim != 3 or min(cube.shape) == 0:
         raise HsijaxError(f"{where}: expected a non-empty (H, W, b) cube, got shape {cube.shape}")
-    lows, highs = band_ranges(cube, name=where)  # raises on NaN / inf
+    lows, highs = band_ranges(cube, where, scene.nodata)  # raises on NaN / inf; nodata pixels left out
     low, high = float(lows.min()), float(highs.max())
     if scene.labels is not None and scene.labels.shape != cube.shape[:2]:
         raise HsijaxError(

@@ -203,7 +203,7 @@ def classify_file(scene_of: Callable[[], SceneInput], settings: ClassifySettings
     if methods is None:
         methods = tuple(m for m in SPECTRAL_METHODS if checkpoint or m not in NEEDS_CHECKPOINT)
     pretrained = load_model(checkpoint) if checkpoint else None
-    scene, source, labels_source = scene_of()
+    scene, source, labels_source, _ = scene_of()
     if scene.labels is None or not (scene.labels > 0).any():
         raise HsijaxError(f"{labels_source}: no labelled pixels to classify")
     classes = np.unique(scene.labels[scene.labels > 0])

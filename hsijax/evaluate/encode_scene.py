@@ -47,10 +47,10 @@ from hsijax.data.scene import Scene
 from hsijax.data.storage import load_dataset
 from hsijax.errors import HsijaxError
 from hsijax.files import check_output, release_pages, write_json_atomic, write_npy_atomic
-from hsijax.models.inference import encode
+from hsijax.models.inference import dispatch_band_first, encode
 from hsijax.models.model import Model
 from hsijax.models.saved_model import load_model
-from hsijax.spectral import Normalization, band_ranges, fit_normalization
+from hsijax.spectral import Normalization, fit_normalization, nodata_pixels
 
 BLOCK_PIXELS = 65536  # pixels per block of rows read, encoded and written
 NORMALIZATIONS = ("scene", "archive", "dataset:NAME", "FILE.json")
@@ -102,8 +102,12 @@ def named_normalization(spec: str, data_dir) -> ChosenNormalization | None:
     return None
 
 
-def scene_normalization(scene: Scene, where: str) -> ChosenNormalization:
-    return ChosenNormalization(fit_normalization(scene.cube, where, scene.nodata), "scene")
+def scene_normalization(given: SceneInput) -> ChosenNormalization:
+    """The scene's own normalisation: what checking its file measured, or else a fit on it."""
+    scene = given.scene
+    if given.stats is not None:
+        return ChosenNormalization(given.stats.normalization, "scene")
+    return ChosenNormalization(fit_normalization(scene.cube, given.source, scene.nodata), "scene")
 
 
 def archive_normalization(files: list[Path], options: ImportOptions, output_dir: Path) -> ChosenNormalization:
@@ -119,10 +123,9 @@ def archive_normalization(files: list[Path], options: ImportOptions, output_dir:
         return ChosenNormalization(Normalization(record["offset"], record["scale"]), record["fitted_on"])
     lows, highs = [], []
     for path in tqdm(files, desc="normalisation", unit="file", disable=len(files) < 2):
-        scene = scene_input(None, dataclasses.replace(options, file=path)).scene
-        low, high = band_ranges(scene.cube, str(path), scene.nodata)
-        lows.append(low.min())
-        highs.append(high.max())
+        stats = scene_input(None, dataclasses.replace(options, file=path)).stats  # the file checked: its range
+        lows.append(stats.low)
+        highs.append(stats.high)
     chosen = ChosenNormalization(Normalization.from_range(float(min(lows)), float(max(highs))),
                                  f"archive of {len(files)} files")
     write_json_atomic(cache, {**chosen.to_dict(), "files": names})
@@ -164,16 +167,36 @@ def encode_scene(model: Model, scene: Scene, output, chosen: ChosenNormalization
     if getattr(scene.cube, "block_rows", 1) > 1:  # read whole blocks of the file: rows GDAL decodes together
         rows_per_block = -(-rows_per_block // scene.cube.block_rows) * scene.cube.block_rows
 
+    band_first = model.config.folds_per_sensor and hasattr(scene.cube, "band_first")
+
+    def encoded(start: int):
+        """(codes, or codes still computing; the block's nodata pixels or None) of one block."""
+        if band_first:  # a band-sequential file: its blocks as read, (b, rows, W)
+            rows = scene.cube.band_first(start, start + rows_per_block)
+            empty = nodata_pixels(rows, scene.nodata, band_axis=0)
+            if empty is not None and empty.any():
+                rows = np.where(empty, 0, rows)  # encoded, then NaN
+            return dispatch_band_first(model, rows, scene.wavelengths_nm, chosen.normalization), empty
+        rows = scene.cube[start:start + rows_per_block]
+        empty = nodata_pixels(rows, scene.nodata)
+        values = rows if empty is None or not empty.any() else np.where(empty[..., None], 0, rows)
+        codes = encode(model, values, scene.wavelengths_nm, normalization=chosen.normalization)
+        release_pages(rows)
+        return codes, empty
+
     def blocks():
+        """Each block's codes in turn; the next block is read while XLA encodes this one."""
         with tqdm(total=height, desc="encode", unit="row", disable=not progress) as bar:
-            for start in range(0, height, rows_per_block):
-                rows = scene.cube[start:start + rows_per_block]
-                codes = encode(model, rows, scene.wavelengths_nm, normalization=chosen.normalization)
-                if scene.nodata is not None:
-                    codes[(rows == scene.nodata).all(axis=-1)] = np.nan
-                release_pages(rows)
-                yield codes
-                bar.update(len(rows))
+            pending = None
+            for start in [*range(0, height, rows_per_block), None]:
+                following = None if start is None else encoded(start)
+                if pending is not None:
+                    codes, empty = np.array(pending[0]), pending[1]
+                    if empty is not None:
+                        codes[empty] = np.nan
+                    yield codes
+                    bar.update(len(codes))
+                pending = following
 
     if FORMATS[output.suffix.lower()] == "tif":
         tags = {"HSIJAX_RECORD": json.dumps(record), "HSIJAX_MODEL": record["model"],
@@ -209,9 +232,10 @@ def encode_to(checkpoint, scene_of: Callable[[], SceneInput], output, normalizat
                           "normalised by itself (scene), a dataset's or a saved one")
     chosen = named_normalization(normalization or "scene", data_dir)
     model = load_model(checkpoint)
-    scene, source, _ = scene_of()
+    given = scene_of()
+    scene, source = given.scene, given.source
     model.config.check_scene(scene.cube.shape[-1], scene.wavelengths_nm, source)
-    chosen = chosen or scene_normalization(scene, source)
+    chosen = chosen or scene_normalization(given)
     record = output_record(model, checkpoint, scene, chosen, source)
     path = encode_scene(model, scene, output, chosen, record, progress=progress)
     return path, (*scene.cube.shape[:2], model.config.code_width)
@@ -265,9 +289,10 @@ def encode_archive(checkpoint, inputs: list[Path], options: ImportOptions, outpu
         if target.is_file():
             done["skipped"].append(target)
             continue
-        scene = scene_input(None, dataclasses.replace(options, file=path)).scene
+        given = scene_input(None, dataclasses.replace(options, file=path))
+        scene = given.scene
         model.config.check_scene(scene.cube.shape[-1], scene.wavelengths_nm, str(path))
-        used = chosen or scene_normalization(scene, str(path))
+        used = chosen or scene_normalization(given)
         record = output_record(model, checkpoint, scene, used, str(path))
         done["encoded"].append(encode_scene(model, scene, target, used, record, progress=progress))
     return done

@@ -1,20 +1,29 @@
 """PNG figures of reconstructions and classifications (matplotlib, no display needed).
 
 Every figure is saved to a temporary file and renamed into place, so a figure appears whole or not
-at all.
+at all. matplotlib is imported on the first figure (`pyplot`): a command that draws none does not
+pay its import.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from hsijax.files import atomic_output
 
-from hsijax.files import atomic_output  # noqa: E402
+
+@functools.cache
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
 
 RGB_NM = (640.0, 550.0, 460.0)
 
@@ -24,7 +33,7 @@ def save_atomic(figure, path: Path) -> Path:
         with atomic_output(path, suffix=".png") as temporary:
             figure.savefig(temporary, dpi=120)
     finally:
-        plt.close(figure)
+        pyplot().close(figure)
     return Path(path)
 
 
@@ -49,7 +58,7 @@ def reconstruction_figures(original: np.ndarray, reconstruction: np.ndarray, per
     bands = rgb_bands(original.shape[-1], wavelengths_nm)
     left, limits = false_colour(original, bands)
     right, _ = false_colour(reconstruction, bands, limits)  # the same stretch for a fair comparison
-    figure, axes = plt.subplots(1, 2, figsize=(8, 4.2))
+    figure, axes = pyplot().subplots(1, 2, figsize=(8, 4.2))
     for axis, image, name in zip(axes, (left, right), ("original", "reconstruction")):
         axis.imshow(image)
         axis.set_title(f"{title}: {name}")
@@ -57,7 +66,7 @@ def reconstruction_figures(original: np.ndarray, reconstruction: np.ndarray, per
     paths = [save_atomic(figure, out / "false_colour.png")]
 
     x = np.asarray(wavelengths_nm) if wavelengths_nm is not None else np.arange(1, len(per_band_psnr) + 1)
-    figure, axis = plt.subplots(figsize=(7, 3.5))
+    figure, axis = pyplot().subplots(figsize=(7, 3.5))
     axis.plot(x, per_band_psnr, ".-", markersize=3)
     axis.set_xlabel("wavelength (nm)" if wavelengths_nm is not None else "band")
     axis.set_ylabel("PSNR (dB)")
@@ -66,7 +75,7 @@ def reconstruction_figures(original: np.ndarray, reconstruction: np.ndarray, per
     paths.append(save_atomic(figure, out / "per_band_psnr.png"))
 
     pixels = np.random.default_rng(seed).choice(original.shape[0] * original.shape[1], 4, replace=False)
-    figure, axes = plt.subplots(1, 4, figsize=(13, 3), sharey=True)
+    figure, axes = pyplot().subplots(1, 4, figsize=(13, 3), sharey=True)
     for axis, pixel in zip(axes, pixels):
         row, col = divmod(int(pixel), original.shape[1])
         axis.plot(x, original[row, col], label="original")
@@ -82,7 +91,7 @@ def classification_maps(maps: dict[str, np.ndarray], labels: np.ndarray, shape: 
                         out: Path) -> Path:
     """The ground truth beside each method's predictions, on the labelled pixels."""
     panels = {"ground truth": labels, **maps}
-    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
+    figure, axes = pyplot().subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
     for axis, (title, values) in zip(axes[0], panels.items()):
         image = np.where(labels > 0, values, 0).reshape(shape)
         axis.imshow(np.ma.masked_equal(image, 0), cmap="tab20", interpolation="nearest",

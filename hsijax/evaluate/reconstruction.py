@@ -51,7 +51,7 @@ def reconstruct_to(checkpoint, scene_of: Callable[[], SceneInput], out: Path) ->
     scene's band count are checked before any work."""
     check_output(out)
     model = load_model(checkpoint)
-    scene, source, _ = scene_of()
+    scene, source, *_ = scene_of()
     model.config.check_scene(scene.cube.shape[-1], scene.wavelengths_nm, source)
     metrics, original, recon = evaluate_reconstruction(model, scene)
     reconstruction_figures(original, recon, np.asarray(metrics["per_band_psnr_db"]), scene.wavelengths_nm,

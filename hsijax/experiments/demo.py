@@ -30,7 +30,6 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from sklearn.decomposition import PCA
 
 from hsijax.data.loading import load_scene
 from hsijax.data.pipeline import TrainingSet, split_held_out
@@ -65,6 +64,8 @@ class DemoSettings:
 
 def baseline_reconstructions(training, held_out, components: int) -> dict[str, np.ndarray]:
     """Held-out reconstructions by the training mean spectrum and by a PCA of the training pixels."""
+    from sklearn.decomposition import PCA  # here: importing scikit-learn takes a second
+
     pca = PCA(components, random_state=0).fit(training)
     return {
         "mean spectrum": np.broadcast_to(training.mean(axis=0), held_out.shape),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hsijax.evaluate.figures import plt, save_atomic
+from hsijax.evaluate.figures import pyplot, save_atomic
 from hsijax.experiments.study import Cell, cells, fraction_folder, fractions, names
 from hsijax.files import write_json_atomic, write_text_atomic
 
@@ -108,7 +108,7 @@ def classification_table(config, results: dict) -> list[str]:
 
 
 def reconstruction_figure(results: dict, scenes: list[str], out: Path) -> Path:
-    figure, axis = plt.subplots(figsize=(9, 3.8))
+    figure, axis = pyplot().subplots(figsize=(9, 3.8))
     cell_names = list(results["reconstruction"])
     width = 0.8 / max(len(cell_names), 1)
     for index, cell in enumerate(cell_names):
@@ -125,7 +125,7 @@ def reconstruction_figure(results: dict, scenes: list[str], out: Path) -> Path:
 
 def per_band_figure(results: dict, scenes: list[str], width: int, out: Path) -> Path:
     """Per-band PSNR of the two decoders at one code width, one panel per unseen scene."""
-    figure, axes = plt.subplots(1, len(scenes), figsize=(4.2 * len(scenes), 3.4), squeeze=False)
+    figure, axes = pyplot().subplots(1, len(scenes), figsize=(4.2 * len(scenes), 3.4), squeeze=False)
     for axis, scene in zip(axes[0], scenes):
         for decoder in ("faithful", "conditioned"):
             metrics = results["reconstruction"].get(Cell(decoder, width).name, {}).get(scene)
@@ -142,7 +142,7 @@ def per_band_figure(results: dict, scenes: list[str], width: int, out: Path) -> 
 
 
 def classification_figure(config, results: dict, out: Path) -> Path:
-    figure, axes = plt.subplots(1, len(fractions(config)), figsize=(2 + 4.5 * len(fractions(config)), 3.8),
+    figure, axes = pyplot().subplots(1, len(fractions(config)), figsize=(2 + 4.5 * len(fractions(config)), 3.8),
                                 squeeze=False, sharey=True)
     for axis, fraction in zip(axes[0], fractions(config)):
         methods = list(results["classification"])

@@ -96,6 +96,18 @@ def _affine(spectra, matrix, offset):
 
 
 @jax.jit
+def _affine_band_first(block, matrix, offset):
+    """(b, rows, W) band-first values -> (rows, W, c): the same product with the band axis first,
+    contracted by XLA in place (a transpose on the host would cost as much as reading the block)."""
+    bands, rows, width = block.shape
+    flat = block.reshape(bands, rows * width).astype(matrix.dtype)
+    # (c, b) @ (b, pixels), then the small result transposed: measured here 24 ms a 200 x 64,000 block,
+    # against 40 ms for the same product contracting the left operand's first axis
+    codes = jnp.dot(matrix.T, flat, precision=jax.lax.Precision.HIGHEST) + offset[:, None]
+    return codes.T.reshape(rows, width, -1)
+
+
+@jax.jit
 def _affine_twice(spectra, operators: SensorOperators):
     codes = _affine(spectra, operators.encode, operators.offset)
     return _affine(codes, operators.decode, operators.mean)
@@ -237,6 +249,26 @@ def encode(model: Model, spectra, wavelengths=None, batch_size: int | None = Non
     if codes is None:
         return np.zeros((*leading, model.config.code_width), np.float32)
     return codes.reshape(*leading, model.config.code_width)
+
+
+def encode_band_first(model: Model, block: np.ndarray, wavelengths, normalization: Normalization | None = None
+                      ) -> np.ndarray:
+    """`encode` of a band-first (b, rows, W) block of one scene -> (rows, W, c) codes, for a network
+    that folds (the linear one): what `hsijax encode` hands over from band-sequential files."""
+    return np.array(dispatch_band_first(model, block, wavelengths, normalization))  # a writable copy
+
+
+def dispatch_band_first(model: Model, block: np.ndarray, wavelengths, normalization: Normalization | None = None):
+    """`encode_band_first`, returned as soon as XLA has the work (a `jax.Array` still computing), so
+    that the caller can read the next block meanwhile."""
+    if not model.config.folds_per_sensor:
+        raise HsijaxError(f"{model.config.description}: band-first blocks need a network that folds per sensor")
+    model.config.require_wavelengths(wavelengths)
+    block = np.asarray(block)
+    if block.dtype.kind not in "iu":
+        check_spectra(np.moveaxis(block, 0, -1))
+    operators = normalised_operators(model, check_wavelengths(wavelengths, block.shape[0]), normalization)
+    return _affine_band_first(block, operators.encode, operators.offset)
 
 
 def reconstruct(model: Model, spectra, wavelengths=None, batch_size: int | None = None) -> np.ndarray:
