@@ -4,10 +4,12 @@ of rows at a time, and codes or maps written as tiled GeoTIFFs that keep the inp
 `WindowedCube` is a (H, W, b) cube in a file that is never whole in memory: ``cube[start:stop]``
 reads those rows (band-last, whatever the file's interleave), ``np.asarray(cube)`` the whole.
 The code that slices scenes by rows (normalisation fits, imports, `hsijax encode`) therefore
-streams a file larger than memory with flat memory. GeoTIFFs are read by GDAL (`GdalCube`), whose
-block cache is capped (`CACHE_BYTES`) so that it does not grow to its default of 5 % of the
-machine's memory; ENVI data files with ``pread`` (`EnviCube`: GDAL's raw driver maps the file,
-and what it read stayed resident -- +157 MiB reading a 183 MiB file here).
+streams a file larger than memory with flat memory. Uncompressed striped GeoTIFFs and ENVI data
+files are read with ``pread`` (`RawTiffCube`, `EnviCube`: GDAL reads the first at 40 % of that
+speed here, and its raw driver maps an ENVI file, leaving what it read resident: +157 MiB reading
+a 183 MiB file); any other GeoTIFF by GDAL (`GdalCube`), whose block cache is capped
+(`CACHE_BYTES`) so that it does not grow to its default of 5 % of the machine's memory. A cube
+from a band-sequential file also gives its rows band-first (`WindowedCube.band_first`), as read.
 
 `write_geotiff` streams blocks of rows into a new float32 GeoTIFF, tiled, with the input's CRS,
 transform and nodata when it had them, and tags saying what made it; it appears whole or not at
@@ -57,7 +59,7 @@ class WindowedCube:
     ``bands``: which of the file's bands (0-based indices) the cube holds; ``nodata``: the file's
     nodata value, if it declares one; ``georeference``: its CRS and transform, if it has them;
     ``block_rows``: the rows the file stores together (reads of whole blocks are cheapest).
-    Subclasses read the rows: `GdalCube` (GeoTIFF) and `EnviCube` (ENVI's raw data file).
+    Subclasses read the rows: `RawTiffCube` and `GdalCube` (GeoTIFF), `EnviCube` (ENVI's data file).
     """
 
     ndim = 3
