@@ -32,6 +32,7 @@ bench: setup
 	cd benchmarks && $(BENCH_PYTHON) encode_attempts.py --json results/encode_attempts.json
 	cd benchmarks && $(BENCH_PYTHON) train.py --json results/train.json
 	cd benchmarks && $(BENCH_PYTHON) pipeline.py --json results/pipeline.json
+	cd benchmarks && $(BENCH_PYTHON) storage_formats.py --json results/storage_formats.json
 	cd benchmarks && $(BENCH_PYTHON) fine_tune.py --json results/fine_tune.json
 	cd benchmarks && $(BENCH_PYTHON) pretrain_devices.py --json results/pretrain_devices.json
 	cd benchmarks && $(BENCH_PYTHON) import_shared.py --json results/import_shared.json

@@ -169,7 +169,7 @@ def short_pretraining(steps: int, batch_size: int) -> dict:
     """The tiny config (c = 16) on Indian Pines from the tensorly wheel, in a temporary workdir."""
     from hsijax.configs import load_config
     from hsijax.data.scene import load_indian_pines
-    from hsijax.data.storage import build_dataset
+    from hsijax.data.builders import build_dataset
     from hsijax.train.loop import train
 
     with tempfile.TemporaryDirectory() as folder:

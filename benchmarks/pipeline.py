@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/pipeline.py --json benchmarks/results/pipeline.json
 
-Writes two datasets with `hsijax.data.storage.build_dataset` -- Indian Pines (145 x 145 x 200, from
+Writes two datasets with `hsijax.data.builders.build_dataset` -- Indian Pines (145 x 145 x 200, from
 tensorly) and the same scene tiled ten times (1450 x 145 x 200) -- then, each in its own child
 process, iterates `hsijax.data.pipeline.make_pipeline` exactly as the trainer does (shuffled, batches of
 256 pixels, normalised and reflection-padded) and reports pixels/s and the child's peak RSS; the
@@ -31,7 +31,7 @@ BATCH = 256
 def write_datasets(folder: Path, copies: tuple[int, ...]) -> dict[int, Path]:
     """{copies: dataset directory} of Indian Pines tiled ``copies`` times along the rows."""
     from hsijax.data.scene import Scene, load_indian_pines
-    from hsijax.data.storage import build_dataset
+    from hsijax.data.builders import build_dataset
 
     scene = load_indian_pines()
     written = {}

@@ -46,7 +46,7 @@ def main() -> None:
         config, extra = "local", []
         if args.quick:  # the tiny config on Indian Pines from the tensorly wheel, in a scratch data dir
             from hsijax.data.scene import load_indian_pines
-            from hsijax.data.storage import build_dataset
+            from hsijax.data.builders import build_dataset
 
             build_dataset(load_indian_pines(), data_dir=Path(scratch) / "data")
             config, extra, args.steps = "tiny", [f"--config.data.data_dir={scratch}/data"], 3

@@ -99,13 +99,16 @@ def add_import(subparsers) -> None:
     add_file_options(command)
     command.add_argument("--sensor", default="unknown")
     command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    command.add_argument("--rebuild", action="store_true",
+                         help="import again over a dataset of that name (one imported with other options or "
+                              "from files that changed since is otherwise refused; the same one is kept)")
     command.set_defaults(run=run_import_command)
 
 
 def run_import_command(args) -> str:
     from hsijax.data.loading import ImportOptions, import_scene, summary
 
-    directory = import_scene(ImportOptions.from_args(args), args.name, args.data_dir)
+    directory = import_scene(ImportOptions.from_args(args), args.name, args.data_dir, rebuild=args.rebuild)
     return f"{summary(directory)}\n{directory}"
 
 
@@ -120,6 +123,8 @@ def add_prepare(subparsers) -> None:
                          help=f"one of: {', '.join(sorted(SCENES))}")
     command.add_argument("--manual-dir", type=Path, help="folder holding the scene's published files")
     command.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    command.add_argument("--rebuild", action="store_true",
+                         help="build it again over a prepared one (a prepared scene is otherwise kept)")
     command.set_defaults(run=run_prepare_command)
 
 
@@ -127,7 +132,7 @@ def run_prepare_command(args) -> str:
     from hsijax.data.builders import prepare_scene
     from hsijax.data.loading import summary
 
-    directory = prepare_scene(args.scene, args.data_dir, args.manual_dir)
+    directory = prepare_scene(args.scene, args.data_dir, args.manual_dir, rebuild=args.rebuild)
     return f"{summary(directory)}\n{directory}"
 
 
@@ -276,8 +281,26 @@ def add_pretrain(subparsers) -> None:
     command.add_argument("--workdir", required=True,
                          help="checkpoints, metrics, TensorBoard: a local folder or a URI (gs://BUCKET/RUN)")
     command.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_rebuild(command)
     add_distributed(command)
     command.set_defaults(run=run_pretrain_command, overrides=True)
+
+
+REBUILD_HELP = ("build every dataset the config names again, from its files or the catalogue, even when one of "
+                "that name exists (one built with other options or from files that changed is otherwise refused)")
+
+
+def add_rebuild(command) -> None:
+    command.add_argument("--rebuild", action="store_true", help=REBUILD_HELP)
+
+
+def with_rebuild(config, args):
+    """The config with ``data.rebuild`` set by --rebuild (a leave-out config's data is ``pretrain.data``)."""
+    if getattr(args, "rebuild", False):
+        data = config.pretrain.data if "pretrain" in config else config.data
+        with data.unlocked():
+            data.rebuild = True
+    return config
 
 
 def add_distributed(command) -> None:
@@ -306,7 +329,8 @@ def run_pretrain_command(args) -> str | None:
     from hsijax.train.loop import train
 
     initialize_distributed(args)
-    summary = train(load_config(args.config, args.overrides), args.workdir, progress=not args.no_progress)
+    summary = train(with_rebuild(load_config(args.config, args.overrides), args), args.workdir,
+                    progress=not args.no_progress)
     if summary.stopped_at is not None:
         return (f"preemption notice (SIGTERM): stopped at step {summary.stopped_at} of {summary.steps} and saved "
                 "its checkpoint; run the same command again to resume") if jax.process_index() == 0 else None
@@ -346,6 +370,7 @@ def add_experiment(subparsers, name: str, help: str, config: str, override: str,
     command.add_argument("--report", type=Path, help="where the page and its figures go (default WORKDIR/report)")
     command.add_argument("--report-only", action="store_true", help="render the page from what is done, run nothing")
     command.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_rebuild(command)
     command.set_defaults(run=run, overrides=True)
 
 
@@ -354,7 +379,7 @@ def run_experiment(args, builtins: tuple[str, ...], run, write_report) -> str:
     from hsijax.configs import load_config
     from hsijax.files import check_output
 
-    config = load_config(args.config, args.overrides, builtins=builtins)
+    config = with_rebuild(load_config(args.config, args.overrides, builtins=builtins), args)
     workdir = check_output(args.workdir, "directory")
     report = check_output(args.report or args.workdir / "report", "directory")
     if not args.report_only:
@@ -402,6 +427,7 @@ def add_grid_pca(subparsers) -> None:
     command.add_argument("--classification", type=Path, nargs="*", default=[], metavar="DIR",
                          help="`hsijax classify --out` folders whose scores go on the card")
     add_distributed(command)
+    add_rebuild(command)
     command.set_defaults(run=run_grid_pca_command, overrides=True)
 
 
@@ -411,7 +437,7 @@ def run_grid_pca_command(args) -> str | None:
     from hsijax.configs import LEAVE_OUT, load_config
     from hsijax.experiments.grid_pca import fit_grid_pca
 
-    config = load_config(args.config, args.overrides, builtins=LEAVE_OUT)
+    config = with_rebuild(load_config(args.config, args.overrides, builtins=LEAVE_OUT), args)
     initialize_distributed(args)
     pca, _ = fit_grid_pca(config, args.output, args.code_width, args.network, args.network_width, args.card,
                           args.classification, args.leave_out)

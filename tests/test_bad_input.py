@@ -232,8 +232,15 @@ def snapshot(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
-def test_bad_input_is_one_line_naming_it_and_leaves_nothing(case, inputs, tmp_path, capsys):
+def test_bad_input_is_one_line_naming_it_and_leaves_nothing(case, inputs, tmp_path, capsys, monkeypatch):
     name, argv, expected = case
+    if "--manual-dir" in argv:  # the dummy files are spoilt in content: record their own hashes
+        from hsijax.data.builders import PublishedSceneBuilder
+        from hsijax.data.provenance import sha256_of
+
+        manual = Path(argv[argv.index("--manual-dir") + 1].replace("{in}", str(inputs)))
+        hashes = {p.name: sha256_of(p) for p in manual.iterdir()} if manual.is_dir() else {}
+        monkeypatch.setattr(PublishedSceneBuilder, "recorded_hashes", classmethod(lambda cls: hashes))
     if name == "import-unreadable" and os.access(inputs / "locked.npy", os.R_OK):
         pytest.skip("running as root: chmod 000 does not make the file unreadable")
     out = tmp_path / "out"

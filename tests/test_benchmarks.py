@@ -14,7 +14,7 @@ from conftest import SHARED_DATA, environment
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 GROUPS = (("accelerator", "encode", "encode_attempts", "import_shared"),
-          ("pretrain_devices", "pipeline", "train", "fine_tune"))
+          ("pretrain_devices", "pipeline", "storage_formats", "train", "fine_tune"))
 SCRIPTS = tuple(name for group in GROUPS for name in group)
 # Runs each script's __main__ with --quick --json OUT/NAME.json, in turn; names the one that fails.
 RUNNER = """
@@ -63,6 +63,8 @@ def test_every_benchmark_runs_in_its_quick_mode_and_its_report_renders(tmp_path)
     assert reports["pipeline"]["pipeline_px_s"] > 0 and reports["fine_tune"]["chunked_s_per_step"] > 0
     assert reports["train"]["fraction_of_matmul_rate"] > 0 and reports["encode_attempts"]["attempts"]
     assert reports["pretrain_devices"]["ratio_2_to_1"] > 0
+    assert set(reports["storage_formats"]["px_s"]) == {"tfds_pixel_examples", "tfds_row_examples", "array_record_rows",
+                                                       "array_record_rows_uncompressed", "dense_npy"}
 
     for name, report in reports.items():
         (tmp_path / "results").mkdir(exist_ok=True)
@@ -73,5 +75,6 @@ def test_every_benchmark_runs_in_its_quick_mode_and_its_report_renders(tmp_path)
     assert rendered.returncode == 0, rendered.stderr[-2000:]
     page = (tmp_path / "RESULTS.md").read_text()
     assert "Shipped linear network, 200 bands" in page and "| 200 | bfloat16 |" in page and "Device: **cpu**" in page
-    for section in ("## encode", "## encode: what was tried", "## train", "## pipeline", "## fine_tune"):
+    for section in ("## encode", "## encode: what was tried", "## train", "## pipeline", "## storage_formats",
+                    "## fine_tune"):
         assert section in page

@@ -15,9 +15,9 @@ from hsijax.data.scene import load_indian_pines
 from hsijax.errors import HsijaxError
 from hsijax.evaluate.classification import ClassifySettings, run_method
 from hsijax.evaluate.splits import stratified_split
+from hsijax.models.checkpoints import load_model
 from hsijax.models.classifier import SpectralClassifier, predict
 from hsijax.models.networks import PosterCNNConfig
-from hsijax.models.saved_model import load_model
 from hsijax.spectral import fit_normalization, pad_to_bucket
 from hsijax.train.fine_tune import fine_tune
 

@@ -9,7 +9,8 @@ import pytest
 
 from hsijax.data.pipeline import make_pipeline, mixing_weights, split_held_out
 from hsijax.data.scene import Scene
-from hsijax.data.storage import build_dataset, load_dataset
+from hsijax.data.builders import build_dataset
+from hsijax.data.storage import load_dataset
 from hsijax.errors import HsijaxError
 from hsijax.spectral import bucket_for
 

@@ -11,7 +11,7 @@ import numpy as np
 from conftest import small_pretraining
 
 from hsijax.evaluate.classification import ClassifySettings, run_classification
-from hsijax.models.saved_model import load_model
+from hsijax.models.checkpoints import load_model
 from hsijax.train.metrics_log import read_metrics
 
 

@@ -61,7 +61,7 @@ def test_refitting_the_shipped_code_gives_it_back(shared_data):
     their files as the leave-out config imports them; the estimator the mesh fit sums, shown equal
     above): the same arrays to float32's precision (they are stored in float32)."""
     from hsijax.configs import LEAVE_OUT, load_config
-    from hsijax.data.loading import parse_import_options, read_scene_file
+    from hsijax.data.loading import import_options_of, read_scene_file
     from hsijax.data.scene import load_indian_pines
     from hsijax.experiments.leave_out import library_set
     from hsijax.models.linear_code import SHIPPED, saved_record
@@ -70,7 +70,8 @@ def test_refitting_the_shipped_code_gives_it_back(shared_data):
     record = saved_record(SHIPPED)
     imports = config.pretrain.data.imports
     scenes = [load_indian_pines() if name == "indian_pines" else
-              read_scene_file(parse_import_options(imports[name]), name) for name in record["scenes"]]
+              read_scene_file(import_options_of(imports[name], name, config.pretrain.data.source_dir), name)
+              for name in record["scenes"]]
     library = library_set(config)
     assert record["library_mixtures"] == config.library_mixtures and record["seed"] == config.pretrain.seed
     sets = [(fit_normalization(s.cube).apply(s.cube), s.wavelengths_nm) for s in scenes]

@@ -10,6 +10,8 @@ import pytest
 from hsijax_testing import writers
 
 from hsijax.cli import main
+from hsijax.data.builders import PublishedSceneBuilder
+from hsijax.data.provenance import sha256_of
 from hsijax.data.storage import load_dataset
 from hsijax.errors import HsijaxError
 
@@ -33,15 +35,75 @@ def assert_nothing_left(data_dir: Path, scene: str) -> None:
     assert not list(data_dir.glob(".building-*"))
 
 
-def test_prepare_from_a_manual_directory_prints_the_dataset(tmp_path, capsys):
+@pytest.fixture
+def recorded(monkeypatch):
+    """Sets the hashes the builders' checksums.tsv record (the dummy files are not the published ones)."""
+    def record(hashes: dict[str, str]):
+        monkeypatch.setattr(PublishedSceneBuilder, "recorded_hashes", classmethod(lambda cls: hashes))
+    return record
+
+
+def dummy_hashes(scene: str) -> dict[str, str]:
+    return {path.name: sha256_of(path) for path in (DATASETS / scene / "dummy_data").iterdir()}
+
+
+def test_prepare_from_a_manual_directory_prints_the_dataset(tmp_path, capsys, recorded):
+    recorded(dummy_hashes("ksc"))
     code, out, err = prepare(capsys, "ksc", "--manual-dir", manual_copy(tmp_path, "ksc"),
                              "--data-dir", tmp_path / "data")
-    assert code == 0, err
+    assert code == 0 and err == "", err
     summary, directory = out.strip().splitlines()  # what was read, then the dataset's directory
     assert directory == str(tmp_path / "data" / "ksc" / "1.0.0")
     assert summary.startswith("ksc: 6 × 5 pixels × 176 bands (band-last: ")
     meta = load_dataset(directory).metadata
     assert meta["bands"] == 176 and meta["sensor"] == "AVIRIS" and "manual directory" in meta["source"]
+    assert {Path(f["path"]).name: f["sha256"] for f in meta["source_files"]} == dummy_hashes("ksc")
+    assert (Path(directory) / "pixels.npy").is_file()  # the dense copy, written with the records
+    # Prepared already: kept as it is, and built again only with --rebuild.
+    info = Path(directory) / "dataset_info.json"
+    before = info.stat().st_mtime_ns
+    assert prepare(capsys, "ksc", "--manual-dir", tmp_path / "manual", "--data-dir", tmp_path / "data")[0] == 0
+    assert info.stat().st_mtime_ns == before
+    assert prepare(capsys, "ksc", "--manual-dir", tmp_path / "manual", "--data-dir", tmp_path / "data",
+                   "--rebuild")[0] == 0
+    assert info.stat().st_mtime_ns != before
+
+
+def test_a_published_file_unlike_its_recorded_hash_is_refused(tmp_path, capsys):
+    """The dummy KSC_gt.mat is not the published one, whose SHA-256 datasets/ksc/checksums.tsv records."""
+    code, out, err = prepare(capsys, "ksc", "--manual-dir", manual_copy(tmp_path, "ksc"), "--data-dir", tmp_path / "data")
+    lines = err.strip().splitlines()
+    assert code == 2 and out == "" and len(lines) == 2 and "Traceback" not in err, err
+    assert "KSC.mat: no SHA-256 is recorded for KSC.mat" in lines[0]  # the cube: none recorded, accepted
+    assert lines[1].startswith("hsijax prepare: error: ") and "KSC_gt.mat: SHA-256 " in lines[1]
+    assert "differs from the one recorded for KSC_gt.mat (a1d6ab92" in lines[1]
+    assert_nothing_left(tmp_path / "data", "ksc")
+
+
+def test_a_file_without_a_recorded_hash_is_accepted_with_one_line_and_its_hash_kept(tmp_path, capsys, recorded):
+    recorded({})
+    code, out, err = prepare(capsys, "ksc", "--manual-dir", manual_copy(tmp_path, "ksc"), "--data-dir", tmp_path / "data")
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and all("no SHA-256 is recorded" in line for line in lines)
+    meta = load_dataset(out.strip().splitlines()[-1]).metadata
+    assert {Path(f["path"]).name: f["sha256"] for f in meta["source_files"]} == dummy_hashes("ksc")
+
+
+@pytest.mark.parametrize("scene, file, folder", [
+    ("indian_pines", "Indian_pines_gt.mat", "IndianPines"), ("ksc", "KSC_gt.mat", "KSC"),
+    ("pavia_university", "PaviaU_gt.mat", "PaviaU"), ("salinas", "Salinas_gt.mat", "Salinas"),
+    ("houston2013", "2013_IEEE_GRSS_DF_Contest_Samples_TR.tif", "Houston2013"),
+    ("houston2013", "2013_IEEE_GRSS_DF_Contest_Samples_VA.tif", "Houston2013"),
+])
+def test_the_recorded_hashes_are_those_of_the_real_files(shared_data, scene, file, folder):
+    """Every hash recorded in a checksums.tsv, checked against the real file in ../shared/data."""
+    from hsijax.data.builders import builder_class
+
+    path = shared_data / folder / file
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    assert builder_class(scene).checked(file, path).sha256 == builder_class(scene).recorded_hashes()[file]
 
 
 def test_indian_pines_falls_back_to_the_embedded_copy(tmp_path, capsys, monkeypatch):
@@ -92,7 +154,8 @@ def bad_manual_dirs(tmp_path):
 
 
 @pytest.mark.parametrize("case", range(5))
-def test_bad_published_files_are_one_clear_error(tmp_path, capsys, case):
+def test_bad_published_files_are_one_clear_error(tmp_path, capsys, case, recorded):
+    recorded({})  # what is spoiled is the content, not a hash
     scene, spoil, message = bad_manual_dirs(tmp_path)[case]
     folder = manual_copy(tmp_path, scene)
     spoil(folder)

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from conftest import environment, pretrain, pretrain_command
 
+from hsijax.models.checkpoints import load_model
 from hsijax.models.model import init_variables
-from hsijax.models.saved_model import load_model
 from hsijax.train.metrics_log import read_metrics
 
 # Different device counts sum the per-device gradient means in a different order, so parameters

@@ -20,7 +20,7 @@ from conftest import REPO, environment
 import hsijax
 from hsijax.cli import main
 from hsijax.evaluate.reconstruction import evaluate_reconstruction
-from hsijax.models.saved_model import MODEL_CARDS, SHIPPED, WEIGHTS
+from hsijax.models.checkpoints import MODEL_CARDS, SHIPPED, WEIGHTS
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,8 @@ def test_export_writes_a_model_that_loads_back_equal(tmp_path, shipped, capsys):
 
 def test_the_wheel_carries_the_weights_and_the_card(tmp_path):
     source = tmp_path / "source"  # a copy, so that the build leaves nothing in the repository
-    shutil.copytree(REPO / "hsijax", source / "hsijax", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("hsijax", "datasets"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
@@ -153,6 +154,15 @@ def test_the_wheel_carries_the_weights_and_the_card(tmp_path):
     assert {"hsijax/weights/POSTER_MODEL_CARD.md", "hsijax/weights/shared_grid_pca/record/metadata",
             "hsijax/weights/shared_grid_network/model_config/metadata",
             "hsijax/weights/shared_encoder/model_config/metadata"} <= in_wheel
+    # The TFDS builders `hsijax prepare` runs, with their checksums, as the package hsijax_datasets;
+    # every package of both folders is listed in pyproject.toml (find cannot rename a folder).
+    packages = {str(p.parent.relative_to(REPO)).replace("/", ".").replace("datasets", "hsijax_datasets", 1)
+                for folder in ("hsijax", "datasets") for p in (REPO / folder).rglob("__init__.py")}
+    in_wheel_packages = {name.rpartition("/")[0].replace("/", ".") for name in names if name.endswith("/__init__.py")}
+    assert in_wheel_packages == packages
+    assert {"hsijax_datasets/ksc/ksc_dataset_builder.py", "hsijax_datasets/ksc/checksums.tsv",
+            "hsijax_datasets/houston2013/checksums.tsv"} <= set(names)
+    assert not any("dummy_data" in name for name in names)
 
 
 def test_export_writes_a_model_card_from_the_run_records(small_run, tmp_path, capsys):

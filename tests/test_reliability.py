@@ -24,8 +24,7 @@ from conftest import SMALL_PRETRAINING, environment, pretrain_command
 from hsijax import HsijaxError, load_model
 from hsijax.cli import main
 from hsijax.data.storage import load_dataset, read_scene
-from hsijax.models.saved_model import restore_on_this_machine
-from hsijax.train.checkpoint import checkpoint_manager
+from hsijax.models.checkpoints import checkpoint_manager, restore_on_this_machine
 from hsijax.train.metrics_log import read_metrics
 
 DATASETS = Path(__file__).resolve().parents[1] / "datasets"
@@ -348,9 +347,10 @@ def test_an_import_killed_half_way_is_redone_whole(tmp_path):
 
 
 def test_a_prepare_killed_half_way_is_redone_whole(tmp_path):
+    """(WHU-Hi-LongKou: manual files only, none with a recorded hash, so its dummy files are accepted.)"""
     manual = tmp_path / "manual"
-    shutil.copytree(DATASETS / "ksc" / "dummy_data", manual)
-    args = ["prepare", "ksc", "--manual-dir", str(manual)]
+    shutil.copytree(DATASETS / "whu_hi_longkou" / "dummy_data", manual)
+    args = ["prepare", "whu_hi_longkou", "--manual-dir", str(manual)]
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     kill_while_building([sys.executable, "-m", "hsijax.cli", *args, "--data-dir", str(killed)], killed,
                         np.random.default_rng(4).uniform(0, 0.02))
@@ -358,7 +358,7 @@ def test_a_prepare_killed_half_way_is_redone_whole(tmp_path):
     assert main([*args, "--data-dir", str(clean)]) == 0
     assert staging_folders(killed) == []
     assert sorted(os.listdir(killed)) == sorted(os.listdir(clean))
-    assert_same_dataset(killed / "ksc" / "1.0.0", clean / "ksc" / "1.0.0")
+    assert_same_dataset(killed / "whu_hi_longkou" / "1.0.0", clean / "whu_hi_longkou" / "1.0.0")
 
 
 def test_sigterm_saves_at_the_next_step_and_the_rerun_resumes_bit_identical(tmp_path, data_dir, reference):

@@ -174,7 +174,7 @@ def test_masked_window_pretraining_is_deterministic_resumable_and_grid_only(tmp_
     import jax
 
     from hsijax.cli import main
-    from hsijax.models.saved_model import load_model
+    from hsijax.models.checkpoints import load_model
 
     rng = np.random.default_rng(9)
     np.save(tmp_path / "scene.npy", (smooth_spectra(rng, 48, np.linspace(400, 2400, 40)) * 1000).reshape(8, 6, 40))

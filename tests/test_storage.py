@@ -178,3 +178,25 @@ def test_save_model_into_the_bucket_and_back(bucket):
     (epath.Path("gs://bucket/cut") / "checksum").rmtree()  # what a kill before the last item leaves
     with pytest.raises(HsijaxError, match=r"gs://bucket/cut: unreadable checkpoint \(no checksum: a save cut short\)"):
         load_model("gs://bucket/cut")
+
+
+def test_a_dataset_changed_in_the_bucket_is_copied_again(bucket, tmp_path, monkeypatch, capsys):
+    """A host's copy of a bucket's dataset is used while the bucket holds the same one (the same
+    dataset_info.json, which holds its metadata and source hashes), and copied again once it changed."""
+    from hsijax.data import loading
+
+    monkeypatch.setattr(loading, "DATA_CACHE", tmp_path / "cache")
+    remote = epath.Path(DATA) / "indian_pines" / "1.0.0"
+    local = loading.stage_dataset(remote)
+    assert "copied" in capsys.readouterr().err
+    assert loading.stage_dataset(remote) == local and capsys.readouterr().err == ""
+    info = remote / "dataset_info.json"
+    original = info.read_bytes()
+    try:
+        info.write_bytes(original.rstrip() + b"\n\n")  # rebuilt in the bucket: another file
+        assert loading.stage_dataset(remote) == local
+        err = capsys.readouterr().err
+        assert "changed since this host copied it" in err and "copied" in err
+        assert (local / "dataset_info.json").read_bytes() == info.read_bytes()
+    finally:
+        info.write_bytes(original)

@@ -3,7 +3,7 @@
 from hsijax_testing import builder_testing as testing
 from hsijax_testing.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
 
-from . import botswana_dataset_builder
+from hsijax_datasets.botswana import botswana_dataset_builder
 
 
 class BotswanaTest(testing.SceneBuilderTestCase):

@@ -3,7 +3,7 @@
 from hsijax_testing import builder_testing as testing
 from hsijax_testing.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
 
-from . import houston2013_dataset_builder
+from hsijax_datasets.houston2013 import houston2013_dataset_builder
 
 
 class Houston2013Test(testing.SceneBuilderTestCase):

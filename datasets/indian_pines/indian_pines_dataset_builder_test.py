@@ -6,7 +6,7 @@ import tensorflow_datasets as tfds
 from hsijax_testing import builder_testing as testing
 from hsijax_testing.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
 
-from . import indian_pines_dataset_builder
+from hsijax_datasets.indian_pines import indian_pines_dataset_builder
 
 
 class IndianPinesTest(testing.SceneBuilderTestCase):

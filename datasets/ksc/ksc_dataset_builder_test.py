@@ -3,7 +3,7 @@
 from hsijax_testing import builder_testing as testing
 from hsijax_testing.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
 
-from . import ksc_dataset_builder
+from hsijax_datasets.ksc import ksc_dataset_builder
 
 
 class KscTest(testing.SceneBuilderTestCase):

@@ -3,7 +3,7 @@
 from hsijax_testing import builder_testing as testing
 from hsijax_testing.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
 
-from . import pavia_university_dataset_builder
+from hsijax_datasets.pavia_university import pavia_university_dataset_builder
 
 
 class PaviaUniversityTest(testing.SceneBuilderTestCase):

@@ -3,7 +3,7 @@
 from hsijax_testing import builder_testing as testing
 from hsijax_testing.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
 
-from . import washington_dc_dataset_builder
+from hsijax_datasets.washington_dc import washington_dc_dataset_builder
 
 
 class WashingtonDcTest(testing.SceneBuilderTestCase):

@@ -3,7 +3,7 @@
 from hsijax_testing import builder_testing as testing
 from hsijax_testing.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
 
-from . import whu_hi_hanchuan_dataset_builder
+from hsijax_datasets.whu_hi_hanchuan import whu_hi_hanchuan_dataset_builder
 
 
 class WhuHiHanchuanTest(testing.SceneBuilderTestCase):

@@ -3,7 +3,7 @@
 from hsijax_testing import builder_testing as testing
 from hsijax_testing.dummy_data import DUMMY_HEIGHT, DUMMY_WIDTH
 
-from . import xuzhou_dataset_builder
+from hsijax_datasets.xuzhou import xuzhou_dataset_builder
 
 
 class XuzhouTest(testing.SceneBuilderTestCase):

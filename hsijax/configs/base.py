@@ -5,9 +5,11 @@ here with the conditioned decoder; ``grid_cnn``; ``linear_grid``) and the other 
 are that network's own. A config file takes the kind as its argument, so any network trains with
 any config that forwards it: ``--config tiny:linear_grid`` (`model_fields`).
 
-Scenes: ``data.scenes`` is a comma-separated list of dataset names under ``data.data_dir``. A scene
-that is not prepared yet is built first: a catalogued scene with `hsijax prepare`, any other with
-the `hsijax import` options given in ``data.imports`` (name -> "FILE [options]").
+Scenes: ``data.scenes`` is a comma-separated list of dataset names under ``data.data_dir`` (a string,
+so that ``--config.data.scenes=a,b`` works on the command line). A scene that is not prepared yet is
+built first: a catalogued scene with `hsijax prepare`, any other with the `hsijax import` options
+given in ``data.imports`` (name -> the options' fields, `import_fields`; relative paths are under
+``data.source_dir``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ from __future__ import annotations
 import ml_collections
 
 from hsijax.models.networks import PosterCNNConfig, config_class
+
+
+def import_fields(options: dict) -> ml_collections.ConfigDict:
+    """A ``data.imports`` entry: `hsijax.data.loading.ImportOptions`'s fields (``file``, ``gt``, ``key``,
+    ``wavelengths``, ``shape``, ...), the options of ``hsijax import``, as config fields."""
+    return ml_collections.ConfigDict(dict(options))
 
 
 def model_fields(kind: str | None = None, **fields) -> ml_collections.ConfigDict:
@@ -44,10 +52,14 @@ def get_config(kind: str | None = None) -> ml_collections.ConfigDict:
     config.data = ml_collections.ConfigDict()
     config.data.data_dir = "~/tensorflow_datasets"
     config.data.scenes = "indian_pines"
-    config.data.imports = ml_collections.ConfigDict()  # name -> "FILE [hsijax import options]"
+    config.data.imports = ml_collections.ConfigDict()  # name -> import_fields(file=..., key=..., ...)
+    config.data.source_dir = ""  # where the relative paths of data.imports are ("": where the command runs)
     # name -> a --wavelengths form (file, table, linspace:FIRST:LAST), for a scene that lists no band
     # centres: said here, never assumed; a grid PCA never fits a scene placed by a nominal list.
     config.data.nominal_wavelengths = ml_collections.ConfigDict()
+    # Build every named dataset again (`hsijax ... --rebuild`), rather than refuse one that was built
+    # with other options or from files that changed since (hsijax.data.provenance).
+    config.data.rebuild = False
     config.data.mixing = "pixels"  # or "uniform"
     config.data.held_out_pixels = 512  # per scene, never trained on; PSNR is measured on them
     # How the pipeline shuffles and reads (hsijax.data.pipeline.PIPELINE_FORMATS): 2, dense windows;

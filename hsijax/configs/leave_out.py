@@ -40,8 +40,8 @@ def get_config(kind=None):
     if kind:
         config.model = base.model_fields(kind, code_width=config.model.code_width)
     config.data.nominal_wavelengths.update({name: NOMINAL_WAVELENGTHS for name in UNLISTED})
-    config.data.imports.salton_sea = local.SALTON_SEA
-    config.data.imports.houston2013 = local.HOUSTON2013  # labelled spectra only, never pretrained on
+    config.data.imports.salton_sea = base.import_fields(local.SALTON_SEA)
+    config.data.imports.houston2013 = base.import_fields(local.HOUSTON2013)  # labelled spectra only, never pretrained on
     config.data.scenes += ",salton_sea"
     config.data.pipeline_format = 2
     base.set_model_fields(config, decoder="faithful")  # the poster CNN's shipped weights' decoder
@@ -58,7 +58,8 @@ def get_config(kind=None):
     study.labelled_scenes = "houston2013:houston2018"
     # The USGS splib07a ASD spectra and random 3-material mixtures of them: a second grid PCA is
     # fitted on the pretraining scenes plus these (skipped when the folder is missing).
-    study.spectral_library = str(local.SHARED / "SpectralLibraries" / "USGS_splib07a")
+    # Under pretrain.data.source_dir when relative.
+    study.spectral_library = "SpectralLibraries/USGS_splib07a"
     study.library_mixtures = 19_000
     study.anomaly_scenes = "abu_airport_1,abu_beach_1,abu_urban_1,abu_urban_2,san_diego"
     study.classify = ml_collections.ConfigDict()

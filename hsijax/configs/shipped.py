@@ -18,11 +18,11 @@ classification score. The code width stays at the default 16: this pretraining h
 before the study's other widths were done.
 """
 
-from hsijax.configs import local
+from hsijax.configs import base, local
 
 OTHER_ABU_CHIPS = ("airport-2", "airport-3", "airport-4", "beach-2", "beach-3", "urban-3", "urban-4", "urban-5")
 IMPORTS = {
-    f"abu_{chip.replace('-', '_')}": f"{local.SHARED}/ABU/abu-{chip}.mat --key data --sensor AVIRIS"
+    f"abu_{chip.replace('-', '_')}": dict(file=f"ABU/abu-{chip}.mat", key="data", sensor="AVIRIS")
     for chip in OTHER_ABU_CHIPS
 }
 
@@ -30,7 +30,7 @@ IMPORTS = {
 def get_config():
     config = local.get_config()
     config.data.scenes = ",".join([*config.data.scenes.split(","), *IMPORTS])
-    config.data.imports.update(IMPORTS)
+    config.data.imports.update({name: base.import_fields(options) for name, options in IMPORTS.items()})
     config.model.decoder = "faithful"
     config.model.code_width = 16
     config.train.steps = 4000

@@ -3,7 +3,8 @@
 Every command, the pretraining loop and the experiments come here:
 - `read_scene_file` reads any supported file with the `hsijax import` options (`ImportOptions`);
 - `ensure_scene` returns a dataset directory, preparing a catalogued scene or importing a file
-  (configs list ``data.imports``: name -> ``"FILE [import options]"``) when it is missing;
+  (configs list ``data.imports``: name -> the import options' fields, `import_options_of`) when it
+  is missing;
 - `load_scene` returns a whole scene in memory, by name, and `open_scenes` the prepared datasets.
 
 A data dir may be an object-store URI (``gs://BUCKET/tensorflow_datasets``, what a TPU pod's hosts
@@ -11,8 +12,8 @@ share): each dataset a run names is then copied once to this host's cache (`DATA
 ArrayRecord and the dense pixel copies are read from local files (memory-mapped); a dataset is
 never prepared or imported into a URI -- prepare it locally and copy it there.
 
-The import options are defined here once (`add_file_options`), for the ``hsijax import`` command,
-for the evaluation commands that take a FILE, and for the option strings configs carry.
+The import options are defined here once (`ImportOptions`, `add_file_options`), for the ``hsijax
+import`` command, for the evaluation commands that take a FILE, and for the configs' entries.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from hsijax.data.builders import prepare_scene
+from hsijax.data.builders import build_dataset, prepare_scene
 from hsijax.data.catalog import SCENES, hyperion_nominal_wavelengths
+from hsijax.data.provenance import FileRecord, catalogue_options, check_provenance
 from hsijax.data.readers import (
     LAYOUTS,
     block_majority,
@@ -46,7 +48,6 @@ from hsijax.data.storage import (
     VERSION,
     SceneDataset,
     SceneStats,
-    build_dataset,
     check_scene_content,
     load_dataset,
     locked_staging,
@@ -111,6 +112,23 @@ class ImportOptions:
         if self.wavelengths is not None:  # a path, a table name or linspace:FIRST:LAST
             object.__setattr__(self, "wavelengths", str(self.wavelengths))
 
+    def record(self) -> dict:
+        """The options as a dataset records them (`hsijax.data.provenance`): paths absolute, JSON types."""
+        record = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, Path) or (field.name == "wavelengths" and value and Path(value).is_file()):
+                value = str(Path(value).expanduser().resolve())
+            record[field.name] = list(value) if isinstance(value, tuple) else value
+        return record
+
+    def source_paths(self) -> list[Path]:
+        """The files these options read (the scene, its ground truth, a wavelength list, a band selection)."""
+        paths = [self.file, self.gt, self.keep_bands]
+        if self.wavelengths and Path(self.wavelengths).is_file():
+            paths.append(Path(self.wavelengths))
+        return [Path(p) for p in paths if p is not None]
+
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ImportOptions:
         """The options of a parsed command line (fields it lacks keep their defaults)."""
@@ -128,8 +146,37 @@ class _OptionParser(argparse.ArgumentParser):
         raise HsijaxError(message)
 
 
+PATH_OPTIONS = ("file", "gt", "keep_bands")
+
+
+def import_options_of(entry, where: str, source_dir="") -> ImportOptions:
+    """The `ImportOptions` of a config's ``data.imports`` entry: a mapping of their fields (paths
+    relative to ``source_dir``, the config's ``data.source_dir``), or -- as configs before 0.3 wrote
+    them -- one ``"FILE [--key K] ..."`` string (paths as they are)."""
+    if isinstance(entry, str):
+        return parse_import_options(entry, where)
+    fields = {field.name for field in dataclasses.fields(ImportOptions)}
+    values = dict(entry)
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise HsijaxError(f"{where}: unknown import option(s) {', '.join(unknown)}; the options are "
+                          f"{', '.join(sorted(fields))}")
+    if "file" not in values:
+        raise HsijaxError(f"{where}: needs a file")
+    base = Path(source_dir).expanduser() if source_dir else Path()
+    for key in PATH_OPTIONS:
+        if values.get(key) is not None:
+            values[key] = base / Path(values[key]).expanduser()
+    wavelengths = values.get("wavelengths")
+    if wavelengths and wavelengths.lower() not in WAVELENGTH_TABLES and not wavelengths.startswith("linspace:"):
+        values["wavelengths"] = str(base / Path(wavelengths).expanduser())
+    if values.get("shape") is not None:
+        values["shape"] = tuple(values["shape"])
+    return ImportOptions(**{key: value for key, value in values.items() if value is not None})
+
+
 def parse_import_options(text: str, where: str = "import options") -> ImportOptions:
-    """``"FILE [--key K] [--shape H W] ..."``, as configs give them, into `ImportOptions`."""
+    """``"FILE [--key K] [--shape H W] ..."``, as configs before 0.3 gave them, into `ImportOptions`."""
     parser = _OptionParser(prog=where, add_help=False)
     parser.add_argument("file", type=Path)
     add_file_options(parser)
@@ -197,9 +244,22 @@ def read_scene_file(options: ImportOptions, name: str) -> Scene:
                  georeference=getattr(cube, "georeference", None), nodata=getattr(cube, "nodata", None))
 
 
-def import_scene(options: ImportOptions, name: str, data_dir=DEFAULT_DATA_DIR) -> Path:
-    """`hsijax import`: read ``options.file`` and write it as the dataset ``name``; its directory."""
-    return build_dataset(read_scene_file(options, name), data_dir, source=str(options.file))
+def import_scene(options: ImportOptions, name: str, data_dir=DEFAULT_DATA_DIR, rebuild: bool = False) -> Path:
+    """`hsijax import`: read ``options.file`` and write it as the dataset ``name``; its directory.
+
+    A dataset ``name`` that exists already is kept when it was imported with the same options
+    from files that have not changed since, and refused otherwise (`check_provenance`), unless
+    ``rebuild``."""
+    directory = Path(data_dir).expanduser() / name / VERSION
+    if not rebuild and (directory / "dataset_info.json").is_file():
+        check_provenance(directory, load_dataset(directory).metadata, options.record())
+        return directory
+    scene = read_scene_file(options, name)
+    files = [FileRecord.of(path) for path in options.source_paths()]
+    data_file = getattr(scene.cube, "path", None)  # an ENVI header's data file
+    if data_file is not None and Path(data_file).resolve() not in {Path(f.path) for f in files}:
+        files.append(FileRecord.of(data_file))
+    return build_dataset(scene, data_dir, source=str(options.file), files=files, options=options.record())
 
 
 def summary(directory) -> str:
@@ -212,20 +272,39 @@ def summary(directory) -> str:
 DATA_CACHE = Path(os.environ.get("HSIJAX_DATA_CACHE", Path.home() / ".cache" / "hsijax" / "datasets"))
 
 
-def ensure_scene(name: str, data_dir, imports: Mapping[str, str] | None = None) -> Path:
+_REBUILT: set[Path] = set()  # the datasets --rebuild built again in this process
+
+
+def ensure_scene(name: str, data_dir, imports: Mapping | None = None, rebuild: bool = False,
+                 source_dir="") -> Path:
     """``data_dir/NAME/VERSION``, prepared (catalogued scene) or imported (``imports[name]``) if
-    missing; under a URI data dir, its local copy (`stage_dataset`)."""
-    if is_uri(data_dir):
-        return stage_dataset(storage_path(data_dir) / name / VERSION)
-    data_dir = Path(data_dir).expanduser()
+    missing (``source_dir``: where the relative paths of ``imports`` are); under a URI data dir, its
+    local copy (`stage_dataset`).
+
+    A dataset that exists is used only when it was built as asked: from the catalogue for a
+    catalogued name, else with ``imports[name]``'s options from files unchanged since
+    (`hsijax.data.provenance`); otherwise it is refused in one line, or (``rebuild``) built again."""
     imports = imports or {}
+    options = (import_options_of(imports[name], f"config.data.imports.{name}", source_dir)
+               if name in imports else None)
+    wanted = options.record() if options is not None else catalogue_options(name) if name in SCENES else None
+    if is_uri(data_dir):
+        directory = stage_dataset(storage_path(data_dir) / name / VERSION)
+        if wanted is not None:
+            check_provenance(directory, load_dataset(directory).metadata, wanted, check_files=False)
+        return directory
+    data_dir = Path(data_dir).expanduser()
     directory = data_dir / name / VERSION
-    if (directory / "dataset_info.json").is_file():
+    rebuild = rebuild and directory not in _REBUILT  # once a process: a run's later reads take that build
+    if (directory / "dataset_info.json").is_file() and not rebuild:
+        if wanted is not None:
+            check_provenance(directory, load_dataset(directory).metadata, wanted, check_files=options is not None)
         return directory
     if jax.process_count() > 1:
         raise HsijaxError(f"{directory}: not prepared; prepare every scene before a multi-process run")
-    if name in imports:
-        directory = import_scene(parse_import_options(imports[name], f"config.data.imports.{name}"), name, data_dir)
+    _REBUILT.add(directory)
+    if options is not None:
+        directory = import_scene(options, name, data_dir, rebuild=True)
     elif name in SCENES:
         directory = prepare_scene(name, data_dir)
     else:
@@ -242,7 +321,13 @@ def stage_dataset(remote) -> Path:
     taken for a dataset, and its leftovers are removed by the next copy."""
     local = DATA_CACHE / os.fspath(remote).replace("://", "/", 1)
     if (local / "dataset_info.json").is_file():
-        return local
+        if _same_info(remote, local):
+            return local
+        print(f"hsijax: {remote} changed since this host copied it to {local}; copying it again",
+              file=sys.stderr, flush=True)
+        aside = local.with_name(f".replaced-{local.name}-{os.getpid()}")
+        local.rename(aside)
+        shutil.rmtree(aside, ignore_errors=True)
     cache_dir, name = local.parents[1], local.parent.name
     try:
         if not (remote / "dataset_info.json").exists():
@@ -277,11 +362,21 @@ def stage_dataset(remote) -> Path:
     return local
 
 
-def load_scene(name: str, data_dir=DEFAULT_DATA_DIR, imports: Mapping[str, str] | None = None,
-               nominal: Mapping[str, str] | None = None) -> Scene:
+def _same_info(remote, local: Path) -> bool:
+    """Whether the bucket's dataset is the one this host copied: the same ``dataset_info.json``
+    (which holds the dataset's metadata, its source files' hashes among them, and its shard
+    lengths). A bucket that cannot be read leaves the copy in use."""
+    try:
+        return (remote / "dataset_info.json").read_bytes() == (local / "dataset_info.json").read_bytes()
+    except Exception:  # fsspec backends raise their own types (no credentials, no network)
+        return True
+
+
+def load_scene(name: str, data_dir=DEFAULT_DATA_DIR, imports: Mapping | None = None,
+               nominal: Mapping[str, str] | None = None, rebuild: bool = False, source_dir="") -> Scene:
     """The whole scene ``name`` in memory, prepared or imported first when missing (`ensure_scene`);
     ``nominal``: name -> the ``--wavelengths`` of a scene that lists no band centres."""
-    scene = read_scene(load_dataset(ensure_scene(name, data_dir, imports)))
+    scene = read_scene(load_dataset(ensure_scene(name, data_dir, imports, rebuild, source_dir)))
     if nominal and name in nominal and scene.wavelengths_nm is None:
         scene = with_wavelengths(scene, nominal[name], f"dataset {name}")
     return scene
@@ -336,14 +431,15 @@ def scene_input(dataset: str | None, options: ImportOptions | None, data_dir=DEF
     return SceneInput(scene, str(options.file), str(options.gt or options.file), stats)
 
 
-def open_scenes(names: Sequence[str], data_dir, imports: Mapping[str, str] | None = None,
-                nominal: Mapping[str, str] | None = None) -> list[SceneDataset]:
+def open_scenes(names: Sequence[str], data_dir, imports: Mapping | None = None,
+                nominal: Mapping[str, str] | None = None, rebuild: bool = False,
+                source_dir="") -> list[SceneDataset]:
     """The prepared datasets ``names``, each prepared or imported first when missing; ``nominal``:
     name -> the ``--wavelengths`` of a dataset that lists no band centres (recorded in its metadata
     as read, never written to the dataset)."""
     if not names:
         raise HsijaxError("no scene named (config.data.scenes is empty)")
-    datasets = [load_dataset(ensure_scene(name, data_dir, imports)) for name in names]
+    datasets = [load_dataset(ensure_scene(name, data_dir, imports, rebuild, source_dir)) for name in names]
     for index, dataset in enumerate(datasets):
         if nominal and dataset.name in nominal and dataset.wavelengths_nm is None:
             wavelengths = wavelengths_for(nominal[dataset.name], dataset.bands, f"dataset {dataset.name}")
@@ -352,6 +448,8 @@ def open_scenes(names: Sequence[str], data_dir, imports: Mapping[str, str] | Non
     return datasets
 
 
-def scene_names(text: str) -> list[str]:
-    """A comma-separated list of scene names, as configs give them."""
-    return [name.strip() for name in text.split(",") if name.strip()]
+def scene_names(names) -> list[str]:
+    """Scene names as configs give them: a tuple, or (before 0.3) one comma-separated string."""
+    if isinstance(names, str):
+        names = names.split(",")
+    return [name.strip() for name in names if name.strip()]

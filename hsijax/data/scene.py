@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import io
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
@@ -69,6 +70,11 @@ def _read_checked(folder, name: str) -> np.ndarray:
     if hashlib.sha256(data).hexdigest() != INDIAN_PINES_FILES[name]:
         raise HsijaxError(f"{folder / name}: not the Indian Pines file hsijax knows (its SHA-256 differs); {REINSTALL}")
     return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def tensorly_data_folder() -> Path:
+    """The folder of the tensorly wheel that holds the Indian Pines files."""
+    return Path(str(resources.files("tensorly"))) / "datasets" / "data"
 
 
 def load_indian_pines() -> Scene:

@@ -35,7 +35,6 @@ import os
 import re
 import shutil
 import tempfile
-import types
 from pathlib import Path
 from typing import NamedTuple
 
@@ -155,40 +154,6 @@ def summary_line(name: str, metadata: dict) -> str:
             f"{labels}{values}")
 
 
-class SceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """Writes one in-memory `Scene`; `hsijax import` and the per-scene builders both end here."""
-
-    VERSION = tfds.core.Version(VERSION)
-
-    def __init__(self, scene: Scene, stats: SceneStats, source: str, **kwargs):
-        self.scene = scene
-        self.stats = stats
-        self.source = source
-        super().__init__(**kwargs)
-
-    @classmethod
-    def named(cls, name: str) -> type[SceneBuilder]:
-        """A subclass whose TFDS name is ``name`` (TFDS takes the name from the class)."""
-        return types.new_class(
-            name, (cls,), {"skip_registration": True}, lambda namespace: namespace.update(name=name)
-        )
-
-    def _info(self):
-        return tfds.core.DatasetInfo(
-            builder=self,
-            description=f"{self.scene.name}: {self.scene.sensor} scene, one example per pixel.",
-            features=pixel_features(self.scene.cube.shape[-1]),
-            disable_shuffling=True,  # record i is pixel i (row-major): random access by pixel
-            metadata=tfds.core.MetadataDict(scene_metadata(self.scene, self.stats, self.source)),
-        )
-
-    def _split_generators(self, dl_manager):
-        return {"train": self._generate_examples(self.scene)}
-
-    def _generate_examples(self, scene: Scene):
-        return pixel_examples(scene)
-
-
 def pixel_features(bands: int) -> tfds.features.FeaturesDict:
     """The features of every hsijax dataset (see the module docstring)."""
     return tfds.features.FeaturesDict(
@@ -210,23 +175,6 @@ def pixel_examples(scene: Scene):
         for col in range(width):
             label = 0 if labels is None else int(labels[row, col])
             yield row * width + col, {"spectrum": spectra[col], "label": label, "row": row, "col": col}
-
-
-def build_dataset(scene: Scene, data_dir=DEFAULT_DATA_DIR, source: str = "", overwrite: bool = True) -> Path:
-    """Write ``scene`` under ``data_dir/NAME/VERSION`` and return that directory."""
-    stats = check_scene(scene, source)
-    builder_class = SceneBuilder.named(scene.name)
-    height, width, bands = scene.cube.shape
-    labels = np.zeros(height * width, np.int32) if scene.labels is None else scene.labels.reshape(-1)
-    rows = max(1, 2**16 // width)
-    dense = lambda staging: write_dense(staging / scene.name / VERSION, (
-        np.asarray(scene.cube[start:start + rows], np.float32).reshape(-1, bands) for start in range(0, height, rows)),
-        labels, bands)
-    return prepare_staged(
-        scene.name, data_dir, lambda staging: builder_class(
-            scene, stats, source, data_dir=str(staging), file_format="array_record"
-        ), overwrite=overwrite, after=dense,
-    )
 
 
 def prepare_staged(name: str, data_dir, make_builder, overwrite: bool = True, after=None, **prepare_kwargs) -> Path:
@@ -393,10 +341,6 @@ class CheckedSource:
 
     def __len__(self) -> int:
         return len(self.source)
-
-    @property
-    def bands(self) -> int:
-        return self.metadata["bands"]
 
     def __getitem__(self, index):
         return self.__getitems__([index.__index__()])[0]

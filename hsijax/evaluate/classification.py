@@ -31,11 +31,11 @@ from hsijax.evaluate.spatial import WINDOWS, features_by_window
 from hsijax.evaluate.splits import stratified_split, training_counts, validation_split
 from hsijax.files import check_output, write_json_atomic
 from hsijax.metrics import classification_scores, mean_and_std
+from hsijax.models.checkpoints import load_model
 from hsijax.models.classifier import SpectralClassifier, as_wavelengths, predict
 from hsijax.models.inference import encode
 from hsijax.models.model import Model
 from hsijax.models.networks import NetworkConfig, PosterCNNConfig
-from hsijax.models.saved_model import load_model
 from hsijax.spectral import fit_normalization, pad_to_bucket
 from hsijax.train.fine_tune import fine_tune
 

@@ -47,9 +47,9 @@ from hsijax.data.scene import Scene
 from hsijax.data.storage import load_dataset
 from hsijax.errors import HsijaxError
 from hsijax.files import check_output, release_pages, write_json_atomic, write_npy_atomic
+from hsijax.models.checkpoints import load_model
 from hsijax.models.inference import dispatch_band_first, encode
 from hsijax.models.model import Model
-from hsijax.models.saved_model import load_model
 from hsijax.spectral import Normalization, fit_normalization, nodata_pixels
 
 BLOCK_PIXELS = 65536  # pixels per block of rows read, encoded and written

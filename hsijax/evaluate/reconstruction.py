@@ -20,9 +20,9 @@ from hsijax.data.scene import Scene
 from hsijax.evaluate.figures import reconstruction_figures
 from hsijax.files import check_output, write_json_atomic
 from hsijax.metrics import per_band_psnr, per_band_ssim
+from hsijax.models.checkpoints import load_model
 from hsijax.models.inference import reconstruct
 from hsijax.models.model import Model
-from hsijax.models.saved_model import load_model
 from hsijax.spectral import fit_normalization
 
 

@@ -39,10 +39,10 @@ from hsijax.evaluate.figures import reconstruction_figures
 from hsijax.evaluate.reconstruction import evaluate_reconstruction
 from hsijax.files import write_json_atomic, write_text_atomic
 from hsijax.metrics import per_band_psnr
+from hsijax.models.checkpoints import load_pretrained, save_model
 from hsijax.models.inference import encode, reconstruct
 from hsijax.models.model import create_model
 from hsijax.models.networks.poster_cnn import DECODERS
-from hsijax.models.saved_model import load_pretrained, save_model
 from hsijax.spectral import fit_normalization
 from hsijax.train.loop import pretrain
 

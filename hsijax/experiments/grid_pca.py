@@ -39,9 +39,9 @@ from hsijax.experiments.leave_out import library_set
 from hsijax.experiments.leave_out_report import reconstruction_results
 from hsijax.experiments.model_card import classification_section, read_reports
 from hsijax.files import check_output, is_uri, storage_path, write_text_atomic
+from hsijax.models.checkpoints import MODEL_CARD, save_model
 from hsijax.models.linear_code import SharedGridPCA
 from hsijax.models.model import Model
-from hsijax.models.saved_model import MODEL_CARD, save_model
 from hsijax.train.grid_fit import fit_on_mesh
 
 
@@ -74,7 +74,8 @@ def fit_grid_pca(config, output, code_width: int = 32, network=None, network_wid
     if leave_out is not None and not reconstruction_results(config, Path(leave_out)):
         raise HsijaxError(f"{leave_out}: no finished leave-out cell (give the workdir of hsijax leave-out)")
     data = config.pretrain.data
-    datasets = open_scenes(scene_names(data.scenes), data.data_dir, data.imports)  # their own band centres only
+    datasets = open_scenes(scene_names(data.scenes), data.data_dir, data.imports,
+                           rebuild=data.get("rebuild", False), source_dir=data.get("source_dir", ""))  # their own band centres only
     listed = [dataset for dataset in datasets if dataset.wavelengths_nm is not None]
     library = library_set(config)
     pca = fit_on_mesh([*listed, *([library] if library is not None else [])], code_width, seed=config.pretrain.seed)
@@ -96,7 +97,8 @@ def fit_grid_pca(config, output, code_width: int = 32, network=None, network_wid
         path = Path(save_model(model, network))
         if card is not None:
             size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-            scenes = [load_scene(dataset.name, data.data_dir, data.imports) for dataset in listed]
+            scenes = [load_scene(dataset.name, data.data_dir, data.imports,
+                                 source_dir=data.get("source_dir", "")) for dataset in listed]
             seen = {scene.name: (scene, evaluate_reconstruction(model, scene)[0]) for scene in scenes}
             unseen = reconstruction_results(config, Path(leave_out)) if leave_out else {}
             text = render_card(model, record, size, seen, unseen, read_reports(classification), path, leave_out)

@@ -40,13 +40,14 @@ from hsijax.data.spectral_library import library_mixtures, read_usgs_library
 from hsijax.evaluate.codes import compare_features, rx_auc
 from hsijax.evaluate.reconstruction import evaluate_reconstruction
 from hsijax.experiments.leave_out_report import render
+from hsijax.experiments.settings import check_settings
 from hsijax.experiments.study import classify, fraction_folder  # the study's resumable fine-tuning comparison
 from hsijax.files import check_output, write_json_atomic, write_text_atomic
 from hsijax.metrics import mean_and_std, per_band_psnr, per_band_ssim
+from hsijax.models.checkpoints import load_model, save_model
 from hsijax.models.inference import encode
 from hsijax.models.linear_code import SharedGridPCA, own_pca_reconstruction
 from hsijax.models.networks import config_from_dict
-from hsijax.models.saved_model import load_model, save_model
 from hsijax.spectral import fit_normalization
 from hsijax.train.loop import train
 
@@ -69,8 +70,9 @@ def _library(directory: str, mixtures: int) -> tuple[np.ndarray, np.ndarray]:
 
 def library_set(config) -> TrainingSet | None:
     """The spectral library's random mixtures as a scene of spectra in memory, when the config
-    names a library folder that exists."""
-    library = Path(config.spectral_library).expanduser() if config.spectral_library else None
+    names a library folder that exists (a relative one under ``pretrain.data.source_dir``)."""
+    source_dir = Path(config.pretrain.data.get("source_dir") or "").expanduser()
+    library = source_dir / Path(config.spectral_library).expanduser() if config.spectral_library else None
     if library is None or not library.is_dir():
         return None
     spectra, wavelengths = _library(str(library), config.library_mixtures)
@@ -225,8 +227,12 @@ def anomaly_detection(config, model_dir: Path, out: Path, scene) -> None:
 def run_leave_out(config, workdir, progress: bool = True) -> None:
     """Every cell, then anomaly detection and the fine-tuning comparison (what is done is kept)."""
     workdir = check_output(Path(workdir).expanduser(), "directory")
+    workdir.mkdir(parents=True, exist_ok=True)
+    check_settings(workdir, config, "hsijax leave-out")
     data = config.pretrain.data
-    scene = functools.cache(lambda name: load_scene(name, data.data_dir, data.imports, data.nominal_wavelengths))
+    scene = functools.cache(lambda name: load_scene(name, data.data_dir, data.imports, data.nominal_wavelengths,
+                                                    rebuild=data.get("rebuild", False),
+                                                    source_dir=data.get("source_dir", "")))
     for left_out in names(config.left_out):
         run_cell(config, left_out, workdir / f"without_{left_out}", scene, progress)
     for pair in names(config.labelled_scenes):

@@ -35,6 +35,35 @@ def validation_results(config, workdir: Path) -> dict[str, list[dict]]:
 
 
 FEATURE_ORDER = ("spectra", "network codes", "grid PCA codes", "grid PCA + library codes")
+CHOSEN = "†"  # the network's decoder was chosen on this scene: not a held-out result
+
+
+def study_scenes(pretrain) -> list[str]:
+    """The scenes that chose the page's network: the decoder study (`hsijax/configs/study.py`) chose
+    the poster CNN's decoder (its ``leave_out_decoder``: the shipped poster weights' and the
+    `leave_out` config's) by MPSNR on its unseen scenes. [] for any other network or decoder."""
+    from hsijax.configs import study
+
+    network, chosen = config_from_dict(dict(pretrain.model)), study.get_config()
+    if network.kind != "poster_cnn" or network.decoder != chosen.leave_out_decoder:
+        return []
+    return names(chosen.unseen_scenes)
+
+
+def study_choice(pretrain, scenes) -> list[str]:
+    """Which of ``scenes`` chose the page's network's decoder (`study_scenes`)."""
+    chosen = set(study_scenes(pretrain))
+    return [scene for scene in scenes if scene in chosen]
+
+
+def chosen_note(pretrain, chosen: list[str], what: str) -> str:
+    """The footnote under a table with a marked row."""
+    decoder = config_from_dict(dict(pretrain.model)).decoder
+    return (f"{CHOSEN} The network's {decoder} decoder was chosen by the decoder study (`hsijax study`, "
+            f"hsijax/configs/study.py) by reconstruction MPSNR on {', '.join(f'`{s}`' for s in chosen)}, "
+            f"which {what}: not a held-out result.")
+
+
 ROW_TITLES = {"network": "shared encoder: {network} (c = {c})", "mean_spectrum": "the scene's mean spectrum"}
 
 
@@ -55,9 +84,13 @@ def row_order(results: dict[str, dict]) -> list[str]:
     return sorted(keys, key=rank)
 
 
-def reconstruction_table(results: dict[str, dict], network_width: int, network: str = "network") -> list[str]:
+def reconstruction_table(results: dict[str, dict], network_width: int, network: str = "network",
+                         pretrain=None) -> list[str]:
+    """``pretrain``: the page's pretraining config, to mark the network's row when the decoder study
+    chose its decoder on some of these scenes (`study_choice`)."""
     if not results:
         return ["(no cell finished yet)"]
+    chosen = study_choice(pretrain, list(results)) if pretrain is not None else []
     scenes = list(results)
     keys = row_order(results)
     lines = ["| MPSNR dB (MSSIM) | " + " | ".join(scenes) + " | mean |", "|---" * (len(scenes) + 2) + "|"]
@@ -66,15 +99,20 @@ def reconstruction_table(results: dict[str, dict], network_width: int, network: 
         cells = [f"{v['mpsnr_db']:.2f} ({v['mssim']:.3f})" if v else "—" for v in values]
         known = [v["mpsnr_db"] for v in values if v]
         mean = f"{np.mean(known):.2f}" if len(known) == len(values) else "—"
-        lines.append(f"| {row_title(key, network_width, network)} | " + " | ".join(cells) + f" | {mean} |")
+        title = row_title(key, network_width, network) + (f" {CHOSEN}" if key == "network" and chosen else "")
+        lines.append(f"| {title} | " + " | ".join(cells) + f" | {mean} |")
+    if chosen:
+        lines += ["", chosen_note(pretrain, chosen, "are also test scenes here (their columns and the mean)")]
     return lines
 
 
-def goals(results: dict[str, dict], network_width: int) -> list[str]:
+def goals(results: dict[str, dict], network_width: int, marker: str = "") -> list[str]:
+    """``marker``: after each number of the network's (`CHOSEN` when the study chose its decoder on
+    some of the scenes)."""
     if len(results) == 0:
         return []
     network = np.mean([r["rows"]["network"]["mpsnr_db"] for r in results.values()])
-    lines = [f"- Unseen-sensor MPSNR at c = {network_width} (goal ≥ 40 dB): {network:.2f} dB "
+    lines = [f"- Unseen-sensor MPSNR at c = {network_width} (goal ≥ 40 dB): {network:.2f} dB{marker} "
              f"({'met' if network >= 40 else f'missed by {40 - network:.2f} dB'})."]
     for prefix, what in (("grid_pca", "the shared wavelength-grid PCA"),
                          ("grid_pca_library", "the grid PCA fitted with the USGS library")):
@@ -86,7 +124,7 @@ def goals(results: dict[str, dict], network_width: int) -> list[str]:
                          f"({'above' if linear >= 40 else 'below'} the 40-dB level).")
         if known:
             margin = np.mean([r["rows"]["network"]["mpsnr_db"] - r["rows"][grid]["mpsnr_db"] for r in known])
-            lines.append(f"- Margin over {what} at c = {network_width} (goal ≥ +3 dB): {margin:+.2f} dB "
+            lines.append(f"- Margin over {what} at c = {network_width} (goal ≥ +3 dB): {margin:+.2f} dB{marker} "
                          f"({'met' if margin >= 3 else f'missed by {3 - margin:.2f} dB'}).")
     return lines
 
@@ -102,10 +140,15 @@ def codes_table(workdir: Path, config) -> list[str]:
                       "|---" * (len(result["results"]) + 1) + "|"]
             present = next(iter(result["results"].values()))
             feature_names = [f for f in FEATURE_ORDER if f in present] + [f for f in present if f not in FEATURE_ORDER]
+            chosen = study_choice(config.pretrain, [result["dataset"]])
             for feature in feature_names:
                 cells = [f"{100 * by[feature]['oa']['mean']:.2f} ± {100 * by[feature]['oa']['std']:.2f}"
                          for by in result["results"].values()]
-                lines.append(f"| {feature} | " + " | ".join(cells) + " |")
+                title = f"{feature} {CHOSEN}" if feature == "network codes" and chosen else feature
+                lines.append(f"| {title} | " + " | ".join(cells) + " |")
+            if chosen:
+                lines += ["", chosen_note(config.pretrain, study_scenes(config.pretrain),
+                                          f"include this table's `{result['dataset']}` (its pixels, not its labels)")]
             lines.append("")
     return lines or ["(not run yet)"]
 
@@ -234,12 +277,12 @@ def render(config, workdir: Path, report_dir: Path) -> str:
         "",
         "## Reconstruction",
         "",
-        *reconstruction_table(results, width, config_from_dict(dict(pretrain.model)).description),
+        *reconstruction_table(results, width, config_from_dict(dict(pretrain.model)).description, pretrain),
         "",
         *([f"![MPSNR by left-out scene]({figure.name})", ""] if figure else []),
         "Goals:",
         "",
-        *goals(results, width),
+        *goals(results, width, f" {CHOSEN}" if study_choice(pretrain, list(results)) else ""),
         "",
         "## Validation scenes (what models are chosen on)",
         "",

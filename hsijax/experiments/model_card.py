@@ -16,16 +16,17 @@ from hsijax.data.loading import open_scenes
 from hsijax.errors import HsijaxError
 from hsijax.evaluate.classification import SPATIAL_METHODS, format_classification
 from hsijax.files import check_output, is_uri, write_text_atomic
+from hsijax.models.checkpoints import SHIPPED, load_model_and_step, save_model
 from hsijax.models.model import Model
-from hsijax.models.saved_model import SHIPPED, load_model, newest_step_directory, save_model
 from hsijax.train.metrics_log import read_metrics
 
 
 def export(checkpoint, output: Path, card: Path | None = None,
            classification: list[Path] = ()) -> tuple[Model, Path, int, Path | None]:
-    """Save the model of ``checkpoint``'s newest step alone in the new folder ``output`` (parameters,
-    config, checksums; no optimiser state), and with ``card`` its model card, with the scores of the
-    ``hsijax classify --out`` folders ``classification``: (model, folder, size in bytes, card).
+    """Save the model of ``checkpoint``'s newest readable step alone in the new folder ``output``
+    (parameters, config, checksums; no optimiser state), and with ``card`` its model card, with the
+    scores of the ``hsijax classify --out`` folders ``classification``: (model, folder, size in
+    bytes, card).
 
     The model and its card appear together or not at all; every input is checked before anything
     is written.
@@ -40,10 +41,9 @@ def export(checkpoint, output: Path, card: Path | None = None,
     for folder in classification:
         if not (Path(folder) / "metrics.json").is_file():
             raise HsijaxError(f"{folder}: no metrics.json (give the --out folder of hsijax classify)")
-    step = newest_step_directory(checkpoint)
+    model, step = load_model_and_step(checkpoint)
     if card and not (step / "train_config").is_dir():
         raise HsijaxError(f"{step}: no training record for a model card; give the pretraining workdir")
-    model = load_model(step)
     path = Path(save_model(model, output))
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     if not card:
@@ -65,7 +65,8 @@ def scene_rows(train: dict, final_eval: dict) -> list[str]:
     """One row per pretraining scene: sensor, size, bands, held-out MPSNR at the last evaluation."""
     names = train["data"]["scenes"].split(",")
     rows = ["| scene | sensor | pixels | bands | held-out MPSNR (dB) |", "|---|---|---|---|---|"]
-    for name, dataset in zip(names, open_scenes(names, train["data"]["data_dir"], train["data"]["imports"])):
+    for name, dataset in zip(names, open_scenes(names, train["data"]["data_dir"], train["data"]["imports"],
+                                                 source_dir=train["data"].get("source_dir", ""))):
         meta = dataset.metadata
         psnr = final_eval.get(f"mpsnr_db/{name}")
         rows.append(f"| {name} | {meta['sensor'] or '?'} | {meta['height']} × {meta['width']} | {meta['bands']} | "

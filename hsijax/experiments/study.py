@@ -24,8 +24,9 @@ from hsijax.data.scene import Scene
 from hsijax.evaluate.classification import ClassifySettings, classify_scene, print_progress
 from hsijax.evaluate.figures import reconstruction_figures
 from hsijax.evaluate.reconstruction import evaluate_reconstruction
+from hsijax.experiments.settings import check_settings
 from hsijax.files import check_output, write_json_atomic
-from hsijax.models.saved_model import load_model
+from hsijax.models.checkpoints import load_model
 from hsijax.train.loop import train
 
 
@@ -112,9 +113,13 @@ def run_study(config, workdir, progress: bool = True) -> None:
     so the reconstruction answers come early. `hsijax.experiments.study_report.write_report` then
     renders the page from what is on disk."""
     workdir = check_output(Path(workdir).expanduser(), "directory")
+    workdir.mkdir(parents=True, exist_ok=True)
+    check_settings(workdir, config, "hsijax study")
     grid = cells(config)
     data = config.pretrain.data
-    scene = functools.cache(lambda name: load_scene(name, data.data_dir, data.imports))  # read once per run
+    scene = functools.cache(  # read once per run
+        lambda name: load_scene(name, data.data_dir, data.imports, rebuild=data.get("rebuild", False),
+                                source_dir=data.get("source_dir", "")))
     for cell in grid:
         pretrain_cell(config, cell, workdir / cell.name, progress)
     for cell in grid:

@@ -1,7 +1,8 @@
 """The decoder study's page: tables and figures from the ``metrics.json`` files of `hsijax.experiments.study`.
 
 Everything on the page is read from the study's workdir, so the page can be rendered at any time:
-a result not computed yet is a dash, and the page says which are missing.
+a result not computed yet is a dash, and the page says which are missing. `rewrite_page` renders it
+again from the ``study.json`` written beside it, without the workdir.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hsijax.experiments.study import Cell, cells, fraction_folder, fractions, na
 from hsijax.files import write_json_atomic, write_text_atomic
 
 DASH = "—"
+CHOSEN = "†"  # a row whose decoder these same scenes chose: not a held-out result
 
 
 def read(path: Path) -> dict | None:
@@ -60,13 +62,40 @@ def number(value, digits: int = 2) -> str:
     return DASH if value is None else f"{value:.{digits}f}"
 
 
-def reconstruction_table(results: dict, scenes: list[str]) -> list[str]:
+def chosen_cell(config, results: dict) -> str | None:
+    """The leave-scene-out cell when its decoder is the one the unseen scenes chose, else None.
+
+    The leave-scene-out cell's decoder (``config.leave_out_decoder``) is picked from the grid by its
+    mean MPSNR on the unseen scenes at the leave-out width; when it is that width's best decoder
+    there, the cell's reconstructions of those scenes are not a held-out result. Nothing is marked
+    before every cell of that width has reconstructed every unseen scene, or with one decoder only.
+    """
+    left_out = tuple(names(config.leave_out))
+    width = config.leave_out_code_width
+    means = {decoder: mean_mpsnr(results["reconstruction"].get(Cell(decoder, width).name, {}))
+             for decoder in names(config.decoders)}
+    if not left_out or len(means) < 2 or None in means.values():
+        return None
+    best = max(means, key=means.get)
+    return Cell(best, width, left_out).name if best == config.leave_out_decoder else None
+
+
+def chosen_note(config, cell: str) -> str:
+    """The footnote under the reconstruction table when `chosen_cell` marked a row."""
+    scenes = ", ".join(f"`{s}`" for s in names(config.unseen_scenes))
+    return (f"{CHOSEN} `{cell}`: its decoder ({config.leave_out_decoder}) was chosen by this study on {scenes} "
+            f"(the better mean MPSNR at c = {config.leave_out_code_width}), which are also this table's test "
+            "scenes: not a held-out result.")
+
+
+def reconstruction_table(results: dict, scenes: list[str], chosen: str | None = None) -> list[str]:
     header = ("| cell | " + " | ".join(f"{s} MPSNR / MSSIM" for s in scenes)
               + " | mean MPSNR, unseen | mean MPSNR, seen scenes' held-out pixels |")
     lines = [header, "|---" * (len(scenes) + 3) + "|"]
     for cell, per_scene in results["reconstruction"].items():
         row = [f"{number(m and m['mpsnr_db'])} / {number(m and m['mssim'], 3)}" for m in per_scene.values()]
-        lines.append(f"| {cell} | " + " | ".join(row) + f" | {number(mean_mpsnr(per_scene))} | "
+        title = f"{cell} {CHOSEN}" if cell == chosen else cell
+        lines.append(f"| {title} | " + " | ".join(row) + f" | {number(mean_mpsnr(per_scene))} | "
                      f"{number(results['seen'][cell])} |")
     own = [scene_mean_spectrum(results, scene) for scene in scenes]
     lines.append("| the scene's own mean spectrum | " + " | ".join(number(v) for v in own) + " | "
@@ -187,6 +216,7 @@ def page(config, results: dict, figures: list[str]) -> str:
     scenes = names(config.unseen_scenes)
     pretrain = config.pretrain
     gaps = missing(results)
+    chosen = chosen_cell(config, results)
     parts = [
         "# The decoder study",
         "",
@@ -201,8 +231,9 @@ def page(config, results: dict, figures: list[str]) -> str:
         "",
         "## Reconstruction of scenes left out of pretraining",
         "",
-        *reconstruction_table(results, scenes),
+        *reconstruction_table(results, scenes, chosen),
         "",
+        *([chosen_note(config, chosen), ""] if chosen else []),
         *decoder_gap_table(config, results),
         "",
         "![MPSNR per unseen scene](reconstruction_mpsnr.png)",
@@ -238,4 +269,25 @@ def write_report(config, workdir: Path, report: Path) -> Path:
     serialisable = {**results, "classification": {m: {str(f): s for f, s in per.items()}
                                                     for m, per in results["classification"].items()}}
     write_json_atomic(report / "study.json", serialisable)
+    return write_text_atomic(report / "README.md", page(config, results, figures))
+
+
+def results_from_json(config, path: Path) -> dict:
+    """What `collect` returns, read back from a page's ``study.json`` (in the config's order)."""
+    saved = json.loads(Path(path).read_text())
+    grid, scenes = [c.name for c in cells(config)], names(config.unseen_scenes)
+    return {"reconstruction": {c: {s: saved["reconstruction"][c][s] for s in scenes} for c in grid},
+            "seen": {c: saved["seen"][c] for c in grid},
+            "classification": {m: {f: saved["classification"][m][str(f)] for f in fractions(config)}
+                               for m in [*grid, "scratch", "svm"] if m in saved["classification"]}}
+
+
+def rewrite_page(config, report: Path) -> Path:
+    """``report/README.md`` again from ``report/study.json`` alone (no workdir needed; the figures beside
+    the page are kept as they are): how the committed page follows a change to this module."""
+    report = Path(report)
+    results = results_from_json(config, report / "study.json")
+    figures = [f"![{cell} on {scene}]({cell}_{scene}.png)" for scene in names(config.unseen_scenes)
+               for decoder in ("faithful", "conditioned")
+               if (report / f"{(cell := Cell(decoder, config.leave_out_code_width).name)}_{scene}.png").is_file()]
     return write_text_atomic(report / "README.md", page(config, results, figures))

@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from hsijax.errors import HsijaxError
+from hsijax.models.checkpoints import load_model
 from hsijax.models.networks import NetworkConfig, encoder_module
-from hsijax.models.saved_model import load_model
 from hsijax.spectral import check_wavelengths, pad_wavelengths
 
 HEAD_WIDTH = 64

@@ -35,10 +35,10 @@ from etils import epath
 from hsijax.data.shared_grid import GRID_POINTS, from_grid, grid_interpolation, to_grid
 from hsijax.errors import HsijaxError, describe
 from hsijax.files import storage_path
+from hsijax.models.checkpoints import absl_quiet, new_folder, this_process_checkpointer
 from hsijax.models.inference import encode, reconstruct
 from hsijax.models.model import Model
 from hsijax.models.networks import LinearGridConfig
-from hsijax.models.saved_model import absl_quiet, new_folder, this_process_checkpointer
 
 MAX_PIXELS_PER_SCENE = 20_000  # enough for a 32-component basis; keeps the fit under a second
 SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "shared_grid_pca"

@@ -2,7 +2,7 @@
 
 - `train(config, workdir)` pretrains on prepared scenes as an ml_collections config says, holds out
   a fixed sample of each scene's pixels and scores their reconstruction as it goes, logs to the
-  workdir, and checkpoints (`hsijax.train.checkpoint`); running it again resumes from the newest
+  workdir, and checkpoints (`hsijax.models.checkpoints`); running it again resumes from the newest
   checkpoint, so an interrupted and resumed run ends with the same parameters as an uninterrupted one.
 - `pretrain(model, sets, steps)` pretrains a model on scenes held in memory (`TrainingSet`), with no
   workdir: what a notebook, the demo and the tests use.
@@ -32,11 +32,10 @@ from hsijax.data.pipeline import TrainingSet, make_pipeline, split_held_out
 from hsijax.errors import HsijaxError
 from hsijax.files import check_output
 from hsijax.metrics import mpsnr
+from hsijax.models import checkpoints
 from hsijax.models.inference import reconstruct
 from hsijax.models.model import Model, init_variables
 from hsijax.models.networks import NetworkConfig, config_from_dict, missing_wavelengths_message, network_module
-from hsijax.models.saved_model import load_model
-from hsijax.train import checkpoint
 from hsijax.train.mesh import abstract, global_batch, make_mesh, replicate, to_host
 from hsijax.train.metrics_log import MetricsLog
 from hsijax.train.step import make_optimizer, make_train_step
@@ -63,7 +62,7 @@ def pretrain(model: Model, sets: Sequence[TrainingSet], steps: int, batch_size: 
     check_wavelengths_listed(model.config, sets)
     optimizer = make_optimizer(learning_rate, steps)
     iterator = iter(make_pipeline(sets, batch_size, seed, "pixels", model.config.buckets))
-    state = initial_state(model.variables, optimizer, seed, mesh)
+    state = initial_state(model.variables, optimizer, mesh)
     step_fn = make_train_step(model.module, optimizer, weight_decay, mesh)
     return run_steps(model.config, state, step_fn, iterator, mesh, steps, batch_size, progress=progress,
                      description=f"pretrain {model.config.kind}")
@@ -86,17 +85,17 @@ def train(config, workdir, progress: bool = True) -> TrainingResult:
     iterator, held_out = input_data(config, model_config)
     optimizer = make_optimizer(config.optim.learning_rate, config.train.steps,
                                config.optim.final_learning_rate_fraction)
-    state = initial_state(variables, optimizer, config.seed, mesh)
-    manager = checkpoint.checkpoint_manager(workdir, config.train.checkpoint_every, config.train.keep_checkpoints)
+    state = initial_state(variables, optimizer, mesh)
+    manager = checkpoints.checkpoint_manager(workdir, config.train.checkpoint_every, config.train.keep_checkpoints)
     log = MetricsLog(workdir)
     try:
-        restored = checkpoint.restore_latest(manager, jax.tree.map(abstract, state), iterator, model_config, record)
+        restored = checkpoints.restore_latest(manager, jax.tree.map(abstract, state), iterator, model_config, record)
         start, state = (0, state) if restored is None else restored
         step_fn = make_train_step(network_module(model_config), optimizer, config.optim.weight_decay, mesh,
                                   config.train.visible_window, config.seed)
 
         def save(step: int, state: dict, force: bool) -> None:
-            checkpoint.save(manager, step, state, iterator, model_config, record, force=force)
+            checkpoints.save(manager, step, state, iterator, model_config, record, force=force)
             log.sync()
 
         with PreemptionNotice(manager) as notice:
@@ -128,7 +127,7 @@ def starting_model(config) -> tuple[NetworkConfig, dict]:
     model_config = config_from_dict(dict(config.model))
     if not init_from:
         return model_config, init_variables(model_config, config.seed)
-    model = load_model(init_from)
+    model = checkpoints.load_model(init_from)
     ours, theirs = model_config.to_dict(), model.config.to_dict()
     if ours["kind"] != theirs["kind"]:
         overruled = [f"kind {ours['kind']} -> {theirs['kind']} ({model.config.description}: "
@@ -152,7 +151,8 @@ def check_wavelengths_listed(model_config: NetworkConfig, scenes) -> None:
 def input_data(config, model_config: NetworkConfig):
     """(batch iterator over the training pixels, held-out samples) of the configured scenes."""
     datasets = open_scenes(scene_names(config.data.scenes), config.data.data_dir, config.data.imports,
-                           config.data.get("nominal_wavelengths"))
+                           config.data.get("nominal_wavelengths"), rebuild=config.data.get("rebuild", False),
+                           source_dir=config.data.get("source_dir", ""))
     check_wavelengths_listed(model_config, datasets)
     splits = [split_held_out(d, min(config.data.held_out_pixels, len(d) // 2), config.seed) for d in datasets]
     held_out = [held_out_sample(d, held) for d, (_, held) in zip(datasets, splits)]
@@ -175,7 +175,7 @@ def evaluate(model: Model, held_out: Sequence[TrainingSet]) -> dict[str, float]:
             "mpsnr_db/mean": float(np.mean(list(scores.values())))}
 
 
-def initial_state(variables, optimizer, seed: int, mesh: Mesh) -> dict:
+def initial_state(variables, optimizer, mesh: Mesh) -> dict:
     params = replicate(variables, mesh)
     return {
         "params": params,
@@ -183,8 +183,6 @@ def initial_state(variables, optimizer, seed: int, mesh: Mesh) -> dict:
         # of several processes resumed into that layout is refused by the step (mixed devices).
         "opt_state": jax.jit(optimizer.init, out_shardings=NamedSharding(mesh, P()))(params),
         "step": replicate(np.int32(0), mesh),
-        # The base key of the run; the autoencoder itself draws no random numbers while training.
-        "rng": replicate(jax.random.key_data(jax.random.key(seed)), mesh),
     }
 
 
@@ -219,8 +217,7 @@ def run_steps(model_config: NetworkConfig, state: dict, step_fn: Callable, itera
                 log.write(done, "eval", final_eval)
         stopping = done < steps and should_stop(done)
         if save and (done == steps or stopping or should_save(done)):  # the step array is a host-to-device copy
-            state = {"params": params, "opt_state": opt_state, "step": replicate(np.int32(done), mesh),
-                     "rng": state["rng"]}
+            state = {"params": params, "opt_state": opt_state, "step": replicate(np.int32(done), mesh)}
             save(done, state, done == steps or stopping)
         if stopping:
             break

@@ -23,6 +23,8 @@ from unittest import mock
 import numpy as np
 import tensorflow_datasets as tfds
 
+from hsijax.data.builders import PublishedSceneBuilder, builder_class
+from hsijax.data.provenance import sha256_of
 from hsijax.data.storage import load_dataset
 from hsijax.errors import HsijaxError
 from hsijax_testing.dummy_data import dummy_arrays
@@ -49,11 +51,17 @@ class SceneBuilderTestCase(unittest.TestCase):
     def _builder(self):
         return self.DATASET_CLASS(data_dir=str(self.tmp_dir / "data"), file_format="array_record")
 
-    def _prepare(self, manual_dir=None):
+    def _dummy_hashes(self) -> dict[str, str]:
+        """The dummy files' SHA-256, recorded in place of the published files' (which the dummies are not)."""
+        return {name: sha256_of(self.dummy_data / name) for name in self.spec.expected_files}
+
+    def _prepare(self, manual_dir=None, recorded=None):
         builder = self._builder()
         config = tfds.download.DownloadConfig(manual_dir=str(manual_dir or self.tmp_dir / "no_manual_dir"))
+        recorded = self._dummy_hashes() if recorded is None else recorded
         with mock.patch.object(tfds.download.DownloadManager, "download", self._fake_download), \
                 mock.patch.object(tfds.download.DownloadManager, "download_and_extract", self._fake_extract), \
+                mock.patch.object(PublishedSceneBuilder, "recorded_hashes", return_value=recorded), \
                 mock.patch("hsijax.data.builders.server_reachable", return_value=True):
             builder.download_and_prepare(download_dir=str(self.tmp_dir / "downloads"), download_config=config)
         return builder
@@ -92,6 +100,20 @@ class SceneBuilderTestCase(unittest.TestCase):
         self.assertEqual(sorted(self.downloaded_urls), sorted(expected))
         self._check_prepared(builder)
 
+    def test_a_file_unlike_its_recorded_hash_is_refused(self):
+        first = self.spec.expected_files[0]
+        with self.assertRaisesRegex(HsijaxError, f"differs from the one recorded for {first}"):
+            self._prepare(manual_dir=self.dummy_data, recorded={**self._dummy_hashes(), first: "0" * 64})
+        self.assertFalse((self.tmp_dir / "data" / self.spec.name / "1.0.0" / "dataset_info.json").exists())
+
+    def test_the_builder_is_what_prepare_runs(self):
+        self.assertIs(builder_class(self.spec.name), self.DATASET_CLASS)
+        self.assertEqual(self.DATASET_CLASS.__module__.split(".")[0], "hsijax_datasets")
+        recorded = PublishedSceneBuilder.recorded_hashes.__func__(self.DATASET_CLASS)  # its checksums.tsv
+        checksums = Path(inspect.getfile(self.DATASET_CLASS)).parent / "checksums.tsv"
+        listed = [line.split("\t") for line in checksums.read_text().splitlines() if line and not line.startswith("#")]
+        self.assertEqual(recorded, {row[3]: row[2] for row in listed})
+
     def test_missing_files_name_the_expected_files(self):
         empty = self.tmp_dir / "empty_manual_dir"
         empty.mkdir()
@@ -117,6 +139,10 @@ class SceneBuilderTestCase(unittest.TestCase):
         self.assertEqual(meta["bands"], self.spec.bands)
         self.assertEqual(meta["class_names"], list(self.spec.class_names))
         self.assertEqual(meta["wavelengths_nm"] is None, self.spec.wavelengths_nm is None)
+        self.assertEqual(meta["import_options"], {"catalogue": self.spec.name})
+        hashes = {Path(f["path"]).name: f["sha256"] for f in meta["source_files"]}
+        self.assertEqual(set(hashes), set(self.spec.expected_files))
+        self.assertEqual({name: hashes[name] for name in hashes}, self._dummy_hashes())
         self._check_examples(dataset, meta)
 
     def _check_examples(self, dataset, meta):
