@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test quick-test bench clean
 
 setup: $(STAMP)
 
@@ -19,7 +19,11 @@ demo: setup
 # Two worker processes, each taking whole test files (module fixtures are built once): on 2 cores the
 # suite's compilation, child processes and I/O overlap (17 min in one process, 12 in two).
 test: setup
-	$(VENV)/bin/python -m pytest -n 2 --dist loadfile
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile -m "full or not full"
+
+# The quick suite: unit and in-process tests (what a bare `pytest` runs).
+quick-test: setup
+	$(VENV)/bin/python -m pytest
 
 # Benchmarks (not tests): PyTorch is the reference, installed here only, never a dependency. OpenBLAS
 # picks its own kernel (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for these commands alone), and

@@ -10,7 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import SHARED_DATA, environment
+
+pytestmark = pytest.mark.full  # every benchmark script run in its quick mode, in child processes
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 GROUPS = (("accelerator", "encode", "encode_attempts", "import_shared"),

@@ -22,6 +22,7 @@ from hsijax.spectral import fit_normalization, pad_to_bucket
 from hsijax.train.fine_tune import fine_tune
 
 
+@pytest.mark.full
 def test_from_pretrained_takes_the_checkpoints_encoder(reference, monkeypatch):
     monkeypatch.chdir(reference.parent)  # a relative path too
     for path in (reference, reference / "checkpoints", Path(reference.name) / "checkpoints" / "40"):
@@ -42,6 +43,7 @@ def run(capsys, *args) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+@pytest.mark.full
 def test_classify_a_dataset_with_all_three_methods(tmp_path, capsys, data_dir, reference):
     code, out, err = run(capsys, "--dataset", "indian_pines", "--data-dir", data_dir, "--fraction", 0.05,
                          "--seeds", 2, "--checkpoint", reference, "--steps", 40, "--out", tmp_path)
@@ -59,6 +61,7 @@ def test_classify_a_dataset_with_all_three_methods(tmp_path, capsys, data_dir, r
     assert "| svm |" in out and "seed 1 svm" in err
 
 
+@pytest.mark.full
 def test_classify_a_file_without_checkpoint(tmp_path, capsys):
     scene = load_indian_pines()
     np.save(tmp_path / "cube.npy", scene.cube)
@@ -102,6 +105,7 @@ def test_the_step_kept_is_the_best_on_validation_pixels():
     assert kept == max(accuracies)
 
 
+@pytest.mark.full
 def test_test_labels_never_change_what_the_networks_learn():
     """Scrambling the labels of the test pixels leaves the kept step and every prediction unchanged."""
     scene = load_indian_pines()
@@ -118,6 +122,7 @@ def test_test_labels_never_change_what_the_networks_learn():
     assert runs[0][1] == runs[1][1] and runs[0][1] in (5, 10, 15, 20)
 
 
+@pytest.mark.full
 def test_a_model_with_its_own_buckets_classifies_with_them(tmp_path, capsys):
     """600 bands are beyond the default buckets (512 at most) but within this model's 1024: the
     networks pad with the checkpoint's buckets (before: the defaults, and 600 bands were refused)."""
@@ -139,6 +144,7 @@ def test_a_model_with_its_own_buckets_classifies_with_them(tmp_path, capsys):
     assert code == 2 and "band count 600 is above the largest bucket (512)" in err and "cube.npy" in err
 
 
+@pytest.mark.full
 def test_fine_tuning_compiles_once_for_every_seed_and_both_networks():
     """After the first run, more seeds and both networks (same architecture) compile nothing: the
     chunk of steps, the optimiser's init, validation and prediction are all reused."""
@@ -160,6 +166,7 @@ def test_fine_tuning_compiles_once_for_every_seed_and_both_networks():
     assert again() == 0 and len(report["methods"]["pretrained"]["per_seed"]) == 3
 
 
+@pytest.mark.full
 def test_chunked_fine_tuning_takes_the_same_steps_as_one_step_at_a_time():
     """The compiled chunks (steps past the end masked) equal plain optax steps on the same batches."""
     import optax

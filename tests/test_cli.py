@@ -12,6 +12,7 @@ from conftest import environment
 from hsijax import HsijaxError, cli
 
 
+@pytest.mark.full
 def test_demo_runs_end_to_end_and_writes_its_report(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "hsijax.cli", "demo", "--steps", "3", "--batch-size", "32", "--seeds", "1",

@@ -179,6 +179,7 @@ def write_both(folder, name: str, height: int, width: int, bands: int, rng) -> N
         "data type = 12\ninterleave = bsq\nbyte order = 0\n")
 
 
+@pytest.mark.full
 def test_envi_and_geotiff_are_read_by_windows_with_flat_memory(tmp_path):
     """The same scene at 200 and 800 rows (600 x 200 bands, uint16: 46 and 183 MiB), as ENVI and as
     GeoTIFF: `hsijax encode`'s peak RSS grows by far less than the input does (the whole cube in

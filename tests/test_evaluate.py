@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 import hsijax
 from hsijax.cli import main
 from hsijax.data.scene import load_indian_pines
 from hsijax.metrics import mpsnr, per_band_ssim
 from hsijax.spectral import fit_normalization
+
+pytestmark = pytest.mark.full  # the evaluation commands in child processes
 
 
 def run(capsys, *args) -> tuple[int, str, str]:

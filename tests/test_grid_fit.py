@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from conftest import environment
 from test_leave_out import write_library
 from test_pretrain import free_port
@@ -15,6 +16,8 @@ from test_pretrain import free_port
 from hsijax.data.loading import load_scene
 from hsijax.models.linear_code import SharedGridPCA
 from hsijax.spectral import fit_normalization
+
+pytestmark = pytest.mark.full  # the grid-PCA fit over two processes
 
 
 def grid_pca_command(output, data_dir, library, *extra: str) -> list[str]:

@@ -16,6 +16,8 @@ from conftest import environment
 from benchmarks.shared_scenes import REAL_SCENES  # every image in ../shared/data
 from hsijax.data.storage import load_dataset, read_scene
 
+pytestmark = pytest.mark.full  # hsijax import in child processes, and the real scenes
+
 rng = np.random.default_rng(0)
 CUBE = rng.integers(0, 4000, size=(16, 14, 12)).astype(np.uint16)  # (H, W, b)
 LABELS = rng.integers(0, 4, size=(16, 14)).astype(np.uint8)

@@ -11,6 +11,8 @@ from unittest import mock
 
 import pytest
 
+pytestmark = pytest.mark.full  # the launcher's worker script in child processes against a GCS emulator
+
 SCRIPT = Path(__file__).resolve().parents[1] / "launch" / "tpu_pretrain.py"
 spec = importlib.util.spec_from_file_location("tpu_pretrain", SCRIPT)
 tpu_pretrain = importlib.util.module_from_spec(spec)

@@ -18,6 +18,8 @@ from hsijax.cli import main
 from hsijax.configs import leave_out as leave_out_config
 from hsijax.experiments.leave_out import pretraining_scenes
 
+pytestmark = pytest.mark.full  # a small leave-out evaluation end to end
+
 CONFIG = """
 from hsijax.configs import leave_out, tiny
 

@@ -21,6 +21,8 @@ from hsijax.models.checkpoints import load_model
 from hsijax.models.model import init_variables
 from hsijax.train.metrics_log import read_metrics
 
+pytestmark = pytest.mark.full  # pretraining runs in child processes, over several processes and devices
+
 # Different device counts sum the per-device gradient means in a different order, so parameters
 # differ by float32 rounding, which training then amplifies: where two bands are nearly tied the
 # max-pool's argmax (the only path of the gradient to the encoder's last convolution) can flip.

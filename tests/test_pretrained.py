@@ -91,6 +91,7 @@ def small_scene(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.full
 def test_every_command_takes_checkpoint_pretrained(small_scene, tmp_path, shipped):
     scene, wavelengths = str(small_scene / "crop.npy"), ["--wavelengths", str(small_scene / "wavelengths.txt")]
     assert main(["encode", scene, *wavelengths, "--checkpoint", "pretrained", "--output", str(tmp_path / "codes.npy"),
@@ -137,6 +138,7 @@ def test_export_writes_a_model_that_loads_back_equal(tmp_path, shipped, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
+@pytest.mark.full
 def test_the_wheel_carries_the_weights_and_the_card(tmp_path):
     source = tmp_path / "source"  # a copy, so that the build leaves nothing in the repository
     for folder in ("hsijax", "datasets"):
@@ -165,6 +167,7 @@ def test_the_wheel_carries_the_weights_and_the_card(tmp_path):
     assert not any("dummy_data" in name for name in names)
 
 
+@pytest.mark.full
 def test_export_writes_a_model_card_from_the_run_records(small_run, tmp_path, capsys):
     card = tmp_path / "CARD.md"
     assert main(["export", "--checkpoint", str(small_run / "work"), "--output", str(tmp_path / "model"),

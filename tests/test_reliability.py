@@ -27,6 +27,8 @@ from hsijax.data.storage import load_dataset, read_scene
 from hsijax.models.checkpoints import checkpoint_manager, restore_on_this_machine
 from hsijax.train.metrics_log import read_metrics
 
+pytestmark = pytest.mark.full  # runs killed and resumed in child processes
+
 DATASETS = Path(__file__).resolve().parents[1] / "datasets"
 ORBAX_TMP = ".orbax-checkpoint-tmp"  # Orbax writes STEP.orbax-checkpoint-tmp, renamed to STEP when complete
 KILLS = 5

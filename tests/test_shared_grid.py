@@ -168,6 +168,7 @@ def test_finer_labels_by_block_majority_and_a_table_of_spectra(tmp_path):
     np.testing.assert_array_equal(table.labels[:, 0], np.arange(1, 7))
 
 
+@pytest.mark.full
 def test_masked_window_pretraining_is_deterministic_resumable_and_grid_only(tmp_path):
     """The masked-band objective draws its windows from the seed and the optimiser's step count:
     two runs agree bit for bit, a run stopped and resumed too, and the windows change the result."""
@@ -201,6 +202,7 @@ def test_masked_window_pretraining_is_deterministic_resumable_and_grid_only(tmp_
                  "--config.train.visible_window=0.5"]) != 0
 
 
+@pytest.mark.full
 def test_real_pooling_gives_the_same_code_in_every_bucket_and_the_classifier_agrees():
     """The poster's pooling reads padded positions, so a bucket change changes the code; pooling
     over the positions the real bands reach does not (and the classifier pools the same way)."""

@@ -27,6 +27,8 @@ from hsijax import HsijaxError, load_model
 from hsijax.cli import main
 from hsijax.train.metrics_log import read_metrics
 
+pytestmark = pytest.mark.full  # a GCS emulator, and pretraining runs in child processes
+
 RUN = "gs://bucket/run"
 
 

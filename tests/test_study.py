@@ -19,6 +19,8 @@ from hsijax.configs import study as study_config
 from hsijax.experiments.study import Cell, cells, pretrain_config
 from hsijax.train.metrics_log import read_metrics
 
+pytestmark = pytest.mark.full  # a small decoder study end to end
+
 CONFIG = """
 from hsijax.configs import study, tiny
 

@@ -20,7 +20,7 @@ def indian_pines():
     return scene, training, held_out
 
 
-@pytest.mark.slow
+@pytest.mark.full
 def test_conditioned_training_beats_the_mean_spectrum_on_held_out_pixels(indian_pines):
     """Margins: the loss falls at least 20x from the first step, and the held-out MSE is under
     half that of the best constant prediction (the training mean spectrum). Measured: 0.26 -> 3.2e-4
@@ -41,7 +41,7 @@ def test_conditioned_training_beats_the_mean_spectrum_on_held_out_pixels(indian_
     assert held_out_mse < 0.5 * mean_spectrum_mse
 
 
-@pytest.mark.slow
+@pytest.mark.full
 def test_faithful_training_lowers_the_loss(indian_pines):
     """Margin: the last ten steps' loss is under 60 % of the first step's (measured: 0.075 -> 0.028
     in 200 steps). The poster's decoder cannot tell bands apart away from the ends of the
@@ -53,6 +53,7 @@ def test_faithful_training_lowers_the_loss(indian_pines):
     assert run.losses[-10:].mean() < 0.6 * run.losses[0]
 
 
+@pytest.mark.full
 def test_training_is_deterministic_for_a_seed_and_mixes_buckets():
     rng = np.random.default_rng(0)
     sets = [TrainingSet("a", rng.random((300, 103), dtype=np.float32), np.linspace(430, 860, 103)),
