@@ -56,9 +56,11 @@ class SceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     VERSION = tfds.core.Version(VERSION)
     RELEASE_NOTES = {str(VERSION): "One example per pixel; float32 spectra in sensor units."}
+    _stats: SceneStats | None = None  # what checking the scene found, when the caller checked it already
 
-    def _read_scene(self, dl_manager) -> tuple[Scene, str, list[FileRecord], dict]:
-        """(the scene, its source for messages, the files it was read from, the import options)."""
+    def _read_scene(self, dl_manager) -> tuple[Scene, str, list[FileRecord], dict | None]:
+        """(the scene, its source for messages, the files it was read from, the import options; None
+        for a scene built from memory, which records none)."""
         raise NotImplementedError
 
     def _bands(self) -> int:
@@ -81,7 +83,7 @@ class SceneBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _split_generators(self, dl_manager):
         scene, source, files, options = self._read_scene(dl_manager)
         self.scene_read = scene  # for the dense copy written beside the records (`write_dense_copy`)
-        stats = self._stats if getattr(self, "_stats", None) is not None else check_scene(scene, source)
+        stats = self._stats if self._stats is not None else check_scene(scene, source)
         metadata = scene_metadata(scene, stats, source)
         metadata["source_files"] = [record.as_dict() for record in files]
         if options is not None:
