@@ -216,6 +216,42 @@ def run_reconstruct_command(args) -> str:
             f"wrote {args.out / 'metrics.json'} and 3 figures")
 
 
+def add_map(subparsers) -> None:
+    from hsijax.data.loading import add_file_options
+
+    command = subparsers.add_parser(
+        "map", help="a land-cover map of a scene from a few labels: map.tif (GeoTIFF), map.png, classifier/, report",
+        description="Train a classifier on the shared codes of the labelled pixels (chosen by cross-validation on "
+                    "them alone) and map every pixel; or apply a saved one to another scene (--classifier).")
+    command.add_argument("file", type=Path, help="the scene: any file hsijax import reads, with its options")
+    command.add_argument("--labels", type=Path, help="training labels: an image of the scene's size (.npy, .mat, "
+                         "TIFF/GeoTIFF), 0 = unlabelled, classes 1..255")
+    command.add_argument("--labels-key", help="variable holding the labels in a .mat file")
+    command.add_argument("--class-names", help="comma-separated names of classes 1, 2, 3, ... (for the legend)")
+    command.add_argument("--checkpoint", default="pretrained", help=CHECKPOINT_HELP + " (default: pretrained)")
+    command.add_argument("--classifier", type=Path, help="a saved classifier (DIR/classifier of an earlier hsijax map) "
+                         "to apply instead of training one")
+    command.add_argument("--normalization", choices=("saved", "scene"), default="saved",
+                         help="with --classifier: the training scene's normalisation (saved, for its sensor) or "
+                              "this scene's own min-max (another sensor)")
+    command.add_argument("--out", type=Path, required=True, help="a new folder for the map and its report")
+    add_file_options(command)
+    command.add_argument("--sensor", default="unknown")
+    command.set_defaults(run=run_map_command)
+
+
+def run_map_command(args) -> str:
+    from hsijax.data.loading import ImportOptions
+    from hsijax.evaluate.mapping import make_map
+
+    result = make_map(ImportOptions.from_args(args), args.out, args.labels, args.labels_key, args.checkpoint,
+                      args.classifier, args.class_names, args.normalization)
+    scored = "" if result.cross_validated_oa != result.cross_validated_oa else (
+        f", cross-validated OA {100 * result.cross_validated_oa:.2f} % on the training pixels")
+    return (f"wrote {result.out}/map.tif, map.png, report.md ({result.chosen}{scored}; {len(result.classes)} classes, "
+            f"{result.seconds:.1f} s)")
+
+
 def add_encode(subparsers) -> None:
     from hsijax.data.loading import positive_int
     from hsijax.evaluate.encode_scene import NORMALIZATIONS
@@ -492,7 +528,7 @@ def without_orbax_leftovers(hook):
     return unraisablehook
 
 
-COMMANDS = {"demo": add_demo, "import": add_import, "prepare": add_prepare, "pretrain": add_pretrain,
+COMMANDS = {"demo": add_demo, "import": add_import, "prepare": add_prepare, "pretrain": add_pretrain, "map": add_map,
             "classify": add_classify, "reconstruct": add_reconstruct, "encode": add_encode, "export": add_export,
             "study": add_study, "leave-out": add_leave_out, "grid-pca": add_grid_pca}
 

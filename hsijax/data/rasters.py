@@ -333,16 +333,18 @@ def opens_with_gdal(path, band_count: int) -> bool:
 
 def write_geotiff(path, shape: tuple[int, int, int], blocks: Iterable[np.ndarray], georeference: GeoReference | None,
                   nodata: float | None = None, tags: dict[str, str] | None = None,
-                  band_names: list[str] | None = None) -> Path:
-    """Write a (H, W, c) float32 GeoTIFF from ``blocks`` of consecutive rows (each (rows, W, c)),
-    tiled `TILE` x `TILE`, pixel-interleaved, uncompressed, with ``georeference``, ``nodata``, the
-    dataset ``tags`` and one name per band; returns its path. Nothing is left behind on failure."""
+                  band_names: list[str] | None = None, dtype: str = "float32",
+                  colormap: dict[int, tuple[int, int, int, int]] | None = None) -> Path:
+    """Write a (H, W, c) GeoTIFF (float32 codes; ``dtype="uint8"`` with a ``colormap`` for a class map)
+    from ``blocks`` of consecutive rows (each (rows, W, c)), tiled `TILE` x `TILE`, pixel-interleaved,
+    uncompressed, with ``georeference``, ``nodata``, the dataset ``tags`` and one name per band;
+    returns its path. Nothing is left behind on failure."""
     import rasterio
     from rasterio.transform import Affine
     from rasterio.windows import Window
 
     height, width, count = shape
-    profile = {"driver": "GTiff", "height": height, "width": width, "count": count, "dtype": "float32",
+    profile = {"driver": "GTiff", "height": height, "width": width, "count": count, "dtype": dtype,
                "tiled": True, "blockxsize": TILE, "blockysize": TILE, "interleave": "pixel", "BIGTIFF": "IF_SAFER"}
     if georeference is not None:
         profile["crs"] = georeference.crs
@@ -354,12 +356,14 @@ def write_geotiff(path, shape: tuple[int, int, int], blocks: Iterable[np.ndarray
         with rasterio.open(temporary, "w", **profile) as target:
             start = 0
             for block in blocks:
-                block = np.asarray(block, np.float32)
+                block = np.asarray(block, dtype)
                 target.write(np.moveaxis(block, -1, 0), window=Window(0, start, width, len(block)))
                 start += len(block)
             if start != height:
                 raise ValueError(f"write_geotiff: {start} rows written of {height}")
             target.update_tags(**(tags or {}))
+            if colormap:
+                target.write_colormap(1, colormap)
             for index, name in enumerate(band_names or [], start=1):
                 target.set_band_description(index, name)
     return Path(path)

@@ -1,0 +1,286 @@
+"""`hsijax map`: a user's scene and a few labels in, a land-cover map a GIS opens out.
+
+The scene is read as `hsijax import` reads it (any format, the same options, band centres
+included) and normalised by its own min-max (label-free: every pixel of the scene may be used
+without its label). Every pixel is encoded by the checkpoint's network, and its codes standardised
+over the scene's pixels (label-free too). The head is chosen on the training pixels alone, by
+3-fold cross-validation (stratified when every class has three pixels): an RBF SVM (C, gamma from
+`hsijax.evaluate.classification.SVM_GRID`) or a linear probe (a logistic regression, C from
+`LINEAR_GRID`), whichever classifies the held-out folds best; the winner is refitted on every
+training pixel. No label outside the given ones is read.
+
+Written in ``--out DIR``, each whole or not at all:
+- ``map.tif``: uint8, the class numbers of the label image, 0 where the scene has no data, a colour
+  table, and the input's CRS and transform when it has them (`hsijax.data.rasters.write_geotiff`);
+- ``map.png``: the map with a legend (class names when given);
+- ``classifier/``: the encoder, the standardisation and the head (`hsijax.models.map_classifier`),
+  which `hsijax.load_classifier` reloads and ``hsijax map SCENE2 --classifier DIR/classifier`` applies
+  to another scene;
+- ``report.md`` and ``report.json``: what was chosen and why, the cross-validated scores of each
+  candidate, and the chosen one's per-class accuracy, confusion matrix and kappa on the held-out
+  folds of the training pixels (the only labels there are).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from hsijax.data.loading import ImportOptions, read_scene_file
+from hsijax.data.rasters import write_geotiff
+from hsijax.data.readers import read_labels
+from hsijax.data.storage import check_scene_content
+from hsijax.errors import HsijaxError
+from hsijax.evaluate.classification import SVM_GRID
+from hsijax.evaluate.figures import pyplot, save_atomic
+from hsijax.files import check_output, write_json_atomic, write_text_atomic
+from hsijax.metrics import classification_scores
+from hsijax.models.checkpoints import load_model
+from hsijax.models.map_classifier import MapClassifier, head_arrays, load_classifier, save_classifier
+from hsijax.spectral import Normalization, nodata_pixels
+
+LINEAR_GRID = {"C": [0.01, 0.1, 1, 10, 100]}
+ROWS_PER_BLOCK = 64  # image rows encoded and predicted at a time
+
+
+@dataclasses.dataclass(frozen=True)
+class MapResult:
+    out: Path
+    chosen: str
+    cross_validated_oa: float
+    classes: tuple[int, ...]
+    seconds: float
+
+
+def say(message: str) -> None:
+    print(f"hsijax map: {message}", file=sys.stderr, flush=True)
+
+
+def training_labels(path: Path, key: str | None, shape: tuple[int, int]) -> np.ndarray:
+    """The label image (H, W) of the scene's size: 0 = unlabelled, classes 1..255."""
+    labels = read_labels(path, key)
+    if labels.shape != shape:
+        raise HsijaxError(f"{path}: label image of shape {labels.shape}, but the scene is {shape[0]} × {shape[1]}")
+    if not np.issubdtype(labels.dtype, np.integer) and not np.all(labels == np.round(labels)):
+        raise HsijaxError(f"{path}: labels must be whole numbers (0 = unlabelled)")
+    labels = labels.astype(np.int64)
+    if labels.min() < 0 or labels.max() > 255:
+        raise HsijaxError(f"{path}: labels must lie in 0..255 (0 = unlabelled), found {labels.min()}..{labels.max()}")
+    classes = np.unique(labels[labels > 0])
+    if len(classes) < 2:
+        raise HsijaxError(f"{path}: needs at least two classes of labelled pixels (> 0), found {len(classes)}")
+    return labels
+
+
+def scene_codes(model, scene, normalization: Normalization) -> tuple[np.ndarray, np.ndarray]:
+    """(codes (H*W, c) float32, valid (H*W,) bool): every pixel's code, by blocks of rows; pixels
+    whose every band holds the file's nodata value are not valid (their codes are zeros)."""
+    from hsijax.models.inference import encode
+
+    height, width, bands = scene.cube.shape
+    codes = np.zeros((height * width, model.config.code_width), np.float32)
+    valid = np.ones(height * width, bool)
+    for start in range(0, height, ROWS_PER_BLOCK):
+        block = np.asarray(scene.cube[start:start + ROWS_PER_BLOCK], np.float32).reshape(-1, bands)
+        rows = slice(start * width, start * width + len(block))
+        missing = nodata_pixels(block, scene.nodata)
+        if missing is not None:
+            valid[rows] = ~missing
+            block = np.where(missing[:, None], normalization.offset, block)
+        codes[rows] = encode(model, block, wavelengths=scene.wavelengths_nm, normalization=normalization)
+    return codes, valid
+
+
+def _folds(labels: np.ndarray, seed: int):
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if np.unique(labels, return_counts=True)[1].min() >= 3:
+        return StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
+    return KFold(n_splits=min(3, len(labels)), shuffle=True, random_state=seed)
+
+
+def choose_head(features: np.ndarray, labels: np.ndarray, seed: int = 0):
+    """(the refitted winner, [candidate rows], cross-validated predictions of the winner's settings)."""
+    from sklearn.base import clone
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, cross_val_predict
+    from sklearn.svm import SVC
+
+    folds = _folds(labels, seed)
+    candidates = {"svm_rbf": (SVC(kernel="rbf"), SVM_GRID),
+                  "linear": (LogisticRegression(max_iter=3000), LINEAR_GRID)}
+    rows, searches = [], {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tiny classes: folds that lack one, slow convergence
+        for name, (estimator, grid) in candidates.items():
+            search = GridSearchCV(estimator, grid, cv=folds, n_jobs=1).fit(features, labels)
+            searches[name] = search
+            rows.append({"head": name, "settings": {k: v for k, v in search.best_params_.items()},
+                         "cross_validated_oa": float(search.best_score_)})
+        best = max(rows, key=lambda row: row["cross_validated_oa"])  # first (the SVM) on ties
+        chosen = searches[best["head"]]
+        held_out = cross_val_predict(clone(chosen.best_estimator_), features, labels, cv=folds)
+    return chosen.best_estimator_, rows, held_out
+
+
+COLOURS = "tab20"
+
+
+def colour_table(classes) -> dict[int, tuple[int, int, int, int]]:
+    """{class number: RGBA} (tab20's colours by class number), 0 transparent black: nodata."""
+    cmap = pyplot().get_cmap(COLOURS)
+    table = {0: (0, 0, 0, 0)}
+    for value in classes:
+        r, g, b, _ = cmap((int(value) - 1) % 20)
+        table[int(value)] = (int(r * 255), int(g * 255), int(b * 255), 255)
+    return table
+
+
+def map_figure(class_map: np.ndarray, classes, names: dict[int, str], path: Path) -> Path:
+    plt = pyplot()
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    table = colour_table(classes)
+    top = int(max(classes))
+    colours = [np.array(table.get(v, (0, 0, 0, 0))) / 255 for v in range(top + 1)]
+    height, width = class_map.shape
+    figure, axis = plt.subplots(figsize=(min(12, 3 + 7 * width / max(height, width)), min(10, 1 + 7 * height / max(height, width))))
+    axis.imshow(class_map, cmap=ListedColormap(colours), vmin=-0.5, vmax=top + 0.5, interpolation="nearest")
+    axis.axis("off")
+    handles = [Patch(color=colours[int(v)], label=f"{int(v)}: {names[int(v)]}" if int(v) in names else str(int(v)))
+               for v in classes]
+    axis.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    figure.tight_layout()
+    return save_atomic(figure, path)
+
+
+def write_map(out: Path, class_map: np.ndarray, scene, classes, names: dict[int, str], tags: dict) -> None:
+    height, width = class_map.shape
+    blocks = (class_map[start:start + ROWS_PER_BLOCK, :, None] for start in range(0, height, ROWS_PER_BLOCK))
+    write_geotiff(out / "map.tif", (height, width, 1), blocks, scene.georeference, nodata=0,
+                  tags={key: str(value) for key, value in tags.items()}, band_names=["class"], dtype="uint8",
+                  colormap=colour_table(classes))
+    map_figure(class_map, classes, names, out / "map.png")
+
+
+def class_names_of(text: str | None, classes) -> dict[int, str]:
+    """``--class-names a,b,c``: the names of classes 1, 2, 3, ...; none given, none known."""
+    if not text:
+        return {}
+    names = [name.strip() for name in text.split(",")]
+    if len(names) < max(classes):
+        raise HsijaxError(f"--class-names: {len(names)} names for class numbers up to {max(classes)}")
+    return {index: name for index, name in enumerate(names, start=1)}
+
+
+def report_lines(scene_source: str, labels_source: str, checkpoint: str, counts: dict[int, int], rows: list[dict],
+                 chosen: str, scores: dict, names: dict[int, str], matrix: np.ndarray, classes, seconds: float) -> list[str]:
+    label = lambda c: f"{c}: {names[c]}" if c in names else str(c)
+    lines = ["# hsijax map", "",
+             f"Scene `{scene_source}`, training labels `{labels_source}` ({sum(counts.values()):,} pixels in "
+             f"{len(counts)} classes), codes of `{checkpoint}`. The head was chosen by 3-fold cross-validation "
+             "on the training pixels only; the scores below are on their held-out folds (no other labels were "
+             f"given). {seconds:.1f} s in all.", "",
+             "| head | settings | cross-validated OA (%) |", "|---|---|---|"]
+    for row in rows:
+        mark = " **(chosen)**" if row["head"] == chosen else ""
+        lines.append(f"| {row['head']}{mark} | {row['settings']} | {100 * row['cross_validated_oa']:.2f} |")
+    lines += ["", f"The chosen head on the held-out folds: OA {100 * scores['oa']:.2f} %, AA {100 * scores['aa']:.2f} %, "
+              f"κ {scores['kappa']:.3f}.", "", "| class | training pixels | accuracy (%) |", "|---|---|---|"]
+    for c in classes:
+        lines.append(f"| {label(c)} | {counts[c]:,} | {100 * scores['per_class'][c]:.1f} |")
+    lines += ["", "Confusion matrix (rows: label, columns: predicted):", "",
+              "| | " + " | ".join(str(c) for c in classes) + " |", "|---" * (len(classes) + 1) + "|"]
+    for c, row in zip(classes, matrix):
+        lines.append(f"| {c} | " + " | ".join(str(int(v)) for v in row) + " |")
+    return lines + ["", "![map](map.png)", ""]
+
+
+def make_map(options: ImportOptions, out, labels_path: Path | None = None, labels_key: str | None = None,
+             checkpoint: str = "pretrained", classifier_dir: Path | None = None, class_names: str | None = None,
+             normalization: str = "saved", seed: int = 0) -> MapResult:
+    """`hsijax map`: train a classifier on the labelled pixels (or reuse ``classifier_dir``) and map
+    every pixel of the scene; see the module docstring for what is written."""
+    began = time.perf_counter()
+    if (labels_path is None) == (classifier_dir is None):
+        raise HsijaxError("give either --labels FILE (to train a classifier) or --classifier DIR (to apply one)")
+    out = check_output(out, "directory")
+    if out.exists() and any(out.iterdir()):
+        raise HsijaxError(f"{out}: exists and is not empty; give a new --out folder")
+    scene = read_scene_file(options, options.file.stem.lower())
+    stats = check_scene_content(scene, str(options.file))
+    shape = scene.cube.shape[:2]
+    if classifier_dir is not None:
+        classifier = load_classifier(classifier_dir)
+        classifier.model.config.check_scene(scene.cube.shape[-1], scene.wavelengths_nm, str(options.file))
+        norm = classifier.normalization if normalization == "saved" else stats.normalization
+        codes, valid = scene_codes(classifier.model, scene, norm)
+        say(f"applying {classifier_dir} ({classifier.kind}) to {shape[0] * shape[1]:,} pixels")
+        predicted = classifier.predict_codes((codes - classifier.arrays["mean"]) / classifier.arrays["scale"])
+        classes, names = classifier.classes, dict(zip(classifier.classes, classifier.class_names))
+        names = {c: n for c, n in names.items() if n}
+        record = {"classifier": str(classifier_dir), "normalization": normalization}
+        lines = ["# hsijax map", "", f"Scene `{options.file}` mapped with the classifier `{classifier_dir}` "
+                 f"({classifier.kind}; its normalisation: {normalization}). {time.perf_counter() - began:.1f} s.", "",
+                 "![map](map.png)", ""]
+        chosen, oa = classifier.kind, float("nan")
+    else:
+        labels = training_labels(labels_path, labels_key, shape)
+        model = load_model(checkpoint)
+        model.config.check_scene(scene.cube.shape[-1], scene.wavelengths_nm, str(options.file))
+        say(f"encoding {shape[0] * shape[1]:,} pixels with {checkpoint}")
+        codes, valid = scene_codes(model, scene, stats.normalization)
+        mean, scale = codes[valid].mean(0), codes[valid].std(0) + 1e-6
+        features = (codes - mean) / scale
+        train = (labels.reshape(-1) > 0) & valid
+        classes = tuple(int(c) for c in np.unique(labels.reshape(-1)[train]))
+        say(f"choosing the head on {int(train.sum()):,} labelled pixels in {len(classes)} classes (3-fold CV)")
+        estimator, rows, held_out = choose_head(features[train], labels.reshape(-1)[train], seed)
+        kind, arrays = head_arrays(estimator)
+        names = class_names_of(class_names, classes)
+        classifier = MapClassifier(
+            model, kind, {**arrays, "mean": mean.astype(np.float32), "scale": scale.astype(np.float32)}, classes,
+            tuple(names.get(c, "") for c in classes), stats.normalization,
+            None if scene.wavelengths_nm is None else tuple(float(w) for w in scene.wavelengths_nm),
+            {"checkpoint": str(checkpoint), "scene": str(options.file), "labels": str(labels_path)})
+        predicted = classifier.predict_codes(features)
+        truth = labels.reshape(-1)[train]
+        scores = classification_scores(truth, held_out)
+        from sklearn.metrics import confusion_matrix
+
+        matrix = confusion_matrix(truth, held_out, labels=list(classes))
+        counts = {c: int((truth == c).sum()) for c in classes}
+        chosen = kind
+        oa = next(row["cross_validated_oa"] for row in rows if row["head"] == kind)
+        record = {"checkpoint": str(checkpoint), "labels": str(labels_path), "candidates": rows, "chosen": kind,
+                  "held_out_folds": scores, "training_pixels": counts}
+        lines = report_lines(str(options.file), str(labels_path), str(checkpoint), counts, rows, kind, scores, names,
+                             matrix, classes, time.perf_counter() - began)
+    class_map = np.where(valid, predicted, 0).reshape(shape).astype(np.uint8)
+    tags = {"hsijax_map": "class numbers of the training labels; 0 = no data", "scene": str(options.file), **{
+        k: v for k, v in record.items() if isinstance(v, str)}}
+    # Written in a hidden sibling, moved into place when complete: a failure leaves no half a map.
+    staging = out.with_name(f".{out.name}.writing")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        write_map(staging, class_map, scene, classes, names, tags)
+        if classifier_dir is None:
+            save_classifier(classifier, staging / "classifier")
+        write_json_atomic(staging / "report.json", {**record, "scene": str(options.file), "shape": list(shape),
+                                                    "classes": list(classes), "seconds": time.perf_counter() - began})
+        write_text_atomic(staging / "report.md", "\n".join(lines))
+        if out.exists():
+            out.rmdir()  # checked empty above
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return MapResult(out, chosen, oa, tuple(classes), time.perf_counter() - began)
+
