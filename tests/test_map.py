@@ -130,3 +130,24 @@ def test_the_jax_heads_predict_what_scikit_learn_predicts():
         classifier = MapClassifier(None, kind, arrays, tuple(estimator.classes_.tolist()), (), Normalization(0.0, 1.0),
                                    None)
         np.testing.assert_array_equal(classifier.predict_codes(test), estimator.predict(test))
+
+
+def test_the_map_method_of_classify_never_reads_a_test_label():
+    """`hsijax classify --methods map` scores what `hsijax map` trains on random splits; changing
+    the labels of the test pixels changes no prediction."""
+    from hsijax.evaluate.classification import ClassifySettings, run_classification
+    from hsijax.evaluate.splits import stratified_split
+    from hsijax.spectral import fit_normalization
+
+    cube, classes = synthetic_scene()
+    spectra = fit_normalization(cube).apply(cube.reshape(-1, BANDS)).astype(np.float32)
+    labels = classes.reshape(-1)
+    settings = ClassifySettings(fraction=0.05, seeds=1, methods=("map",))
+    model = hsijax.load_pretrained()
+    report, maps = run_classification(spectra, labels, settings, model, wavelengths=WAVELENGTHS)
+    assert report["methods"]["map"]["oa"]["mean"] > 0.9
+    train, test = stratified_split(labels, 0.05, 0)
+    relabelled = labels.copy()
+    relabelled[test] = np.roll(labels[test], 1)
+    _, again = run_classification(spectra, relabelled, settings, model, wavelengths=WAVELENGTHS)
+    np.testing.assert_array_equal(maps["map"], again["map"])

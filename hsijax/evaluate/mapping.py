@@ -6,8 +6,8 @@ without its label). Every pixel is encoded by the checkpoint's network, and its 
 over the scene's pixels (label-free too). The head is chosen on the training pixels alone, by
 3-fold cross-validation (stratified when every class has three pixels): an RBF SVM (C, gamma from
 `hsijax.evaluate.classification.SVM_GRID`) or a linear probe (a logistic regression, C from
-`LINEAR_GRID`), whichever classifies the held-out folds best; the winner is refitted on every
-training pixel. No label outside the given ones is read.
+``LINEAR_GRID``), whichever classifies the held-out folds best (`choose_head`); the winner is
+refitted on every training pixel. No label outside the given ones is read.
 
 Written in ``--out DIR``, each whole or not at all:
 - ``map.tif``: uint8, the class numbers of the label image, 0 where the scene has no data, a colour
@@ -37,7 +37,7 @@ from hsijax.data.rasters import write_geotiff
 from hsijax.data.readers import read_labels
 from hsijax.data.storage import check_scene_content
 from hsijax.errors import HsijaxError
-from hsijax.evaluate.classification import SVM_GRID
+from hsijax.evaluate.classification import choose_head
 from hsijax.evaluate.figures import pyplot, save_atomic
 from hsijax.files import check_output, write_json_atomic, write_text_atomic
 from hsijax.metrics import classification_scores
@@ -45,7 +45,6 @@ from hsijax.models.checkpoints import load_model
 from hsijax.models.map_classifier import MapClassifier, head_arrays, load_classifier, save_classifier
 from hsijax.spectral import Normalization, nodata_pixels
 
-LINEAR_GRID = {"C": [0.01, 0.1, 1, 10, 100]}
 ROWS_PER_BLOCK = 64  # image rows encoded and predicted at a time
 
 
@@ -95,38 +94,6 @@ def scene_codes(model, scene, normalization: Normalization) -> tuple[np.ndarray,
             block = np.where(missing[:, None], normalization.offset, block)
         codes[rows] = encode(model, block, wavelengths=scene.wavelengths_nm, normalization=normalization)
     return codes, valid
-
-
-def _folds(labels: np.ndarray, seed: int):
-    from sklearn.model_selection import KFold, StratifiedKFold
-
-    if np.unique(labels, return_counts=True)[1].min() >= 3:
-        return StratifiedKFold(n_splits=3, shuffle=True, random_state=seed)
-    return KFold(n_splits=min(3, len(labels)), shuffle=True, random_state=seed)
-
-
-def choose_head(features: np.ndarray, labels: np.ndarray, seed: int = 0):
-    """(the refitted winner, [candidate rows], cross-validated predictions of the winner's settings)."""
-    from sklearn.base import clone
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, cross_val_predict
-    from sklearn.svm import SVC
-
-    folds = _folds(labels, seed)
-    candidates = {"svm_rbf": (SVC(kernel="rbf"), SVM_GRID),
-                  "linear": (LogisticRegression(max_iter=3000), LINEAR_GRID)}
-    rows, searches = [], {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tiny classes: folds that lack one, slow convergence
-        for name, (estimator, grid) in candidates.items():
-            search = GridSearchCV(estimator, grid, cv=folds, n_jobs=1).fit(features, labels)
-            searches[name] = search
-            rows.append({"head": name, "settings": {k: v for k, v in search.best_params_.items()},
-                         "cross_validated_oa": float(search.best_score_)})
-        best = max(rows, key=lambda row: row["cross_validated_oa"])  # first (the SVM) on ties
-        chosen = searches[best["head"]]
-        held_out = cross_val_predict(clone(chosen.best_estimator_), features, labels, cv=folds)
-    return chosen.best_estimator_, rows, held_out
 
 
 COLOURS = "tab20"
