@@ -69,6 +69,8 @@ def test_the_report_says_what_was_chosen_on_the_training_pixels(mapped):
     root, _, _ = mapped
     report = json.loads((root / "out" / "report.json").read_text())
     assert {row["head"] for row in report["candidates"]} == {"svm_rbf", "linear"}
+    assert {row["encoder"] for row in report["candidates"]} == {"checkpoint (c = 16)", "shipped grid PCA (c = 32)"}
+    assert report["encoder"] in {row["encoder"] for row in report["candidates"]}
     assert report["chosen"] in ("svm_rbf", "linear") and report["training_pixels"] == {"1": 5, "2": 5, "3": 5}
     text = (root / "out" / "report.md").read_text()
     assert "**(chosen)**" in text and "1: soil" in text and "Confusion matrix" in text and "κ" in text

@@ -5,9 +5,10 @@ For each seed one split (`hsijax.evaluate.splits`), and on it every method:
 - ``scratch``: the same network from random initialisation, trained the same way;
 - ``svm``: scikit-learn's RBF SVM on the normalised spectra, C and gamma chosen by 3-fold
   cross-validation on the training pixels only;
-- ``map`` (only when asked for): what `hsijax map` trains -- the checkpoint's frozen codes,
-  standardised over every pixel of the scene (label-free), and an RBF SVM or a linear probe, the
-  one whose 3-fold cross-validated accuracy on the training pixels is best (`choose_head`);
+- ``map`` (only when asked for): what `hsijax map` trains -- frozen codes, standardised over every
+  pixel of the scene (label-free), and an RBF SVM or a linear probe: the encoder (the checkpoint's,
+  and for a linear-grid code also the shipped grid PCA at 32 components, `map_encoders`) and the
+  head whose 3-fold cross-validated accuracy on the training pixels is best (`choose_map_head`);
 - ``spatial_pretrained``, ``spatial_svm`` (only when asked for): the spatial variant of
   `hsijax.evaluate.spatial`, a pixel's neighbourhood of frozen codes or of spectra, classified by the SVM.
 Scores (OA, AA, kappa, per class) are on the test pixels, reported as mean and std over seeds.
@@ -121,6 +122,46 @@ def choose_head(features: np.ndarray, labels: np.ndarray, seed: int = 0):
     return chosen.best_estimator_, rows, held_out
 
 
+# The shipped grid PCA's widths that compete with a linear-grid checkpoint's own code in the map
+# head's cross-validation (its 32 nested components; the shipped network is its first 16).
+MAP_GRID_PCA_WIDTHS = (32,)
+
+
+def map_encoders(model: Model) -> dict[str, Model]:
+    """The encoders whose codes the map head's cross-validation compares: the checkpoint's, and for a
+    linear-grid code also the shipped grid PCA at `MAP_GRID_PCA_WIDTHS` components."""
+    candidates = {f"checkpoint (c = {model.config.code_width})": model}
+    if model.config.kind == "linear_grid":
+        from hsijax.models.linear_code import SharedGridPCA
+
+        for width in MAP_GRID_PCA_WIDTHS:
+            if width != model.config.code_width:
+                candidates[f"shipped grid PCA (c = {width})"] = SharedGridPCA.load_pretrained(width).to_model()
+    return candidates
+
+
+def standardised(codes: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(codes standardised over the ``valid`` pixels -- every one by default; label-free --, mean, scale)."""
+    sample = codes if valid is None else codes[valid]
+    mean, scale = sample.mean(0), sample.std(0) + 1e-6
+    return (codes - mean) / scale, mean, scale
+
+
+def choose_map_head(features: dict[str, np.ndarray], labels: np.ndarray, seed: int = 0):
+    """(encoder name, the refitted head, [candidate rows], cross-validated predictions): `choose_head`
+    for each encoder's features (the training pixels'), the best cross-validated accuracy winning
+    (the first encoder on ties)."""
+    best = None
+    rows = []
+    for name, values in features.items():
+        estimator, found, held_out = choose_head(values, labels, seed)
+        rows += [{"encoder": name, **row} for row in found]
+        score = max(row["cross_validated_oa"] for row in found)
+        if best is None or score > best[0]:
+            best = (score, name, estimator, held_out)
+    return best[1], best[2], rows, best[3]
+
+
 def network_config(pretrained: Model | None) -> NetworkConfig:
     """The architecture both networks share: the pretrained model's (its buckets pad the spectra),
     or the default one when there is no pretrained model."""
@@ -150,9 +191,9 @@ def run_method(method: str, settings: ClassifySettings, pretrained: Model | None
     if method == "svm":
         return classes[fit_svm(spectra[train], targets[train], seed).predict(spectra)], None
     if method == "map":
-        codes = encode(pretrained, spectra, wavelengths)
-        codes = (codes - codes.mean(0)) / (codes.std(0) + 1e-6)  # over every pixel: label-free
-        return classes[choose_head(codes[train], targets[train], seed)[0].predict(codes)], None
+        codes = {name: standardised(encode(model, spectra, wavelengths))[0] for name, model in map_encoders(pretrained).items()}
+        name, head, _, _ = choose_map_head({n: c[train] for n, c in codes.items()}, targets[train], seed)
+        return classes[head.predict(codes[name])], None
     fit, validate = validation_split(labels, train, settings.validation_fraction, seed)
     classifier, variables = network_for(method, pretrained, len(classes), seed, spectra.shape[-1], wavelengths)
     tuned = fine_tune(classifier, variables, padded[fit], targets[fit], settings.steps,

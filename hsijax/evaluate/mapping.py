@@ -6,8 +6,9 @@ without its label). Every pixel is encoded by the checkpoint's network, and its 
 over the scene's pixels (label-free too). The head is chosen on the training pixels alone, by
 3-fold cross-validation (stratified when every class has three pixels): an RBF SVM (C, gamma from
 `hsijax.evaluate.classification.SVM_GRID`) or a linear probe (a logistic regression, C from
-``LINEAR_GRID``), whichever classifies the held-out folds best (`choose_head`); the winner is
-refitted on every training pixel. No label outside the given ones is read.
+``LINEAR_GRID``), on the checkpoint's codes or -- for a linear-grid code -- the shipped grid PCA's
+32 components (`map_encoders`), whichever classifies the held-out folds best (`choose_map_head`);
+the winner is refitted on every training pixel. No label outside the given ones is read.
 
 Written in ``--out DIR``, each whole or not at all:
 - ``map.tif``: uint8, the class numbers of the label image, 0 where the scene has no data, a colour
@@ -37,7 +38,7 @@ from hsijax.data.rasters import write_geotiff
 from hsijax.data.readers import read_labels
 from hsijax.data.storage import check_scene_content
 from hsijax.errors import HsijaxError
-from hsijax.evaluate.classification import choose_head
+from hsijax.evaluate.classification import choose_map_head, map_encoders, standardised
 from hsijax.evaluate.figures import pyplot, save_atomic
 from hsijax.files import check_output, write_json_atomic, write_text_atomic
 from hsijax.metrics import classification_scores
@@ -148,17 +149,18 @@ def class_names_of(text: str | None, classes) -> dict[int, str]:
 
 
 def report_lines(scene_source: str, labels_source: str, checkpoint: str, counts: dict[int, int], rows: list[dict],
-                 chosen: str, scores: dict, names: dict[int, str], matrix: np.ndarray, classes, seconds: float) -> list[str]:
+                 chosen: tuple[str, str], scores: dict, names: dict[int, str], matrix: np.ndarray, classes, seconds: float) -> list[str]:
     label = lambda c: f"{c}: {names[c]}" if c in names else str(c)
     lines = ["# hsijax map", "",
              f"Scene `{scene_source}`, training labels `{labels_source}` ({sum(counts.values()):,} pixels in "
-             f"{len(counts)} classes), codes of `{checkpoint}`. The head was chosen by 3-fold cross-validation "
-             "on the training pixels only; the scores below are on their held-out folds (no other labels were "
+             f"{len(counts)} classes), codes of `{checkpoint}`. The encoder and head were chosen by 3-fold "
+             "cross-validation on the training pixels only; the scores below are on their held-out folds (no other labels were "
              f"given). {seconds:.1f} s in all.", "",
-             "| head | settings | cross-validated OA (%) |", "|---|---|---|"]
+             "| encoder | head | settings | cross-validated OA (%) |", "|---|---|---|---|"]
     for row in rows:
-        mark = " **(chosen)**" if row["head"] == chosen else ""
-        lines.append(f"| {row['head']}{mark} | {row['settings']} | {100 * row['cross_validated_oa']:.2f} |")
+        mark = " **(chosen)**" if (row["encoder"], row["head"]) == chosen else ""
+        lines.append(f"| {row['encoder']} | {row['head']}{mark} | {row['settings']} | "
+                     f"{100 * row['cross_validated_oa']:.2f} |")
     lines += ["", f"The chosen head on the held-out folds: OA {100 * scores['oa']:.2f} %, AA {100 * scores['aa']:.2f} %, "
               f"κ {scores['kappa']:.3f}.", "", "| class | training pixels | accuracy (%) |", "|---|---|---|"]
     for c in classes:
@@ -200,16 +202,21 @@ def make_map(options: ImportOptions, out, labels_path: Path | None = None, label
         chosen, oa = classifier.kind, float("nan")
     else:
         labels = training_labels(labels_path, labels_key, shape)
-        model = load_model(checkpoint)
-        model.config.check_scene(scene.cube.shape[-1], scene.wavelengths_nm, str(options.file))
-        say(f"encoding {shape[0] * shape[1]:,} pixels with {checkpoint}")
-        codes, valid = scene_codes(model, scene, stats.normalization)
-        mean, scale = codes[valid].mean(0), codes[valid].std(0) + 1e-6
-        features = (codes - mean) / scale
+        checkpoint_model = load_model(checkpoint)
+        checkpoint_model.config.check_scene(scene.cube.shape[-1], scene.wavelengths_nm, str(options.file))
+        encoders = map_encoders(checkpoint_model)
+        say(f"encoding {shape[0] * shape[1]:,} pixels with {checkpoint} ({', '.join(encoders)})")
+        encoded = {name: scene_codes(model, scene, stats.normalization) for name, model in encoders.items()}
+        valid = next(iter(encoded.values()))[1]
+        features = {name: standardised(codes, valid) for name, (codes, _) in encoded.items()}
         train = (labels.reshape(-1) > 0) & valid
         classes = tuple(int(c) for c in np.unique(labels.reshape(-1)[train]))
-        say(f"choosing the head on {int(train.sum()):,} labelled pixels in {len(classes)} classes (3-fold CV)")
-        estimator, rows, held_out = choose_head(features[train], labels.reshape(-1)[train], seed)
+        say(f"choosing the encoder and head on {int(train.sum()):,} labelled pixels in {len(classes)} classes "
+            "(3-fold CV)")
+        encoder, estimator, rows, held_out = choose_map_head(
+            {name: values[train] for name, (values, _, _) in features.items()}, labels.reshape(-1)[train], seed)
+        model = encoders[encoder]
+        chosen_features, mean, scale = features[encoder]
         kind, arrays = head_arrays(estimator)
         names = class_names_of(class_names, classes)
         classifier = MapClassifier(
@@ -217,7 +224,7 @@ def make_map(options: ImportOptions, out, labels_path: Path | None = None, label
             tuple(names.get(c, "") for c in classes), stats.normalization,
             None if scene.wavelengths_nm is None else tuple(float(w) for w in scene.wavelengths_nm),
             {"checkpoint": str(checkpoint), "scene": str(options.file), "labels": str(labels_path)})
-        predicted = classifier.predict_codes(features)
+        predicted = classifier.predict_codes(chosen_features)
         truth = labels.reshape(-1)[train]
         scores = classification_scores(truth, held_out)
         from sklearn.metrics import confusion_matrix
@@ -225,11 +232,11 @@ def make_map(options: ImportOptions, out, labels_path: Path | None = None, label
         matrix = confusion_matrix(truth, held_out, labels=list(classes))
         counts = {c: int((truth == c).sum()) for c in classes}
         chosen = kind
-        oa = next(row["cross_validated_oa"] for row in rows if row["head"] == kind)
+        oa = next(row["cross_validated_oa"] for row in rows if row["head"] == kind and row["encoder"] == encoder)
         record = {"checkpoint": str(checkpoint), "labels": str(labels_path), "candidates": rows, "chosen": kind,
-                  "held_out_folds": scores, "training_pixels": counts}
-        lines = report_lines(str(options.file), str(labels_path), str(checkpoint), counts, rows, kind, scores, names,
-                             matrix, classes, time.perf_counter() - began)
+                  "encoder": encoder, "held_out_folds": scores, "training_pixels": counts}
+        lines = report_lines(str(options.file), str(labels_path), str(checkpoint), counts, rows, (encoder, kind),
+                             scores, names, matrix, classes, time.perf_counter() - began)
     class_map = np.where(valid, predicted, 0).reshape(shape).astype(np.uint8)
     tags = {"hsijax_map": "class numbers of the training labels; 0 = no data", "scene": str(options.file), **{
         k: v for k, v in record.items() if isinstance(v, str)}}
