@@ -225,8 +225,10 @@ def add_map(subparsers) -> None:
                     "them alone) and map every pixel; or apply a saved one to another scene (--classifier).")
     command.add_argument("file", type=Path, help="the scene: any file hsijax import reads, with its options")
     command.add_argument("--labels", type=Path, help="training labels: an image of the scene's size (.npy, .mat, "
-                         "TIFF/GeoTIFF), 0 = unlabelled, classes 1..255")
+                         "TIFF/GeoTIFF; 0 = unlabelled, classes 1..255), or polygons in the scene's CRS (.gpkg, .shp, "
+                         ".geojson) with a class number attribute")
     command.add_argument("--labels-key", help="variable holding the labels in a .mat file")
+    command.add_argument("--labels-attribute", default="class", help="the polygons' class attribute (default: class)")
     command.add_argument("--class-names", help="comma-separated names of classes 1, 2, 3, ... (for the legend)")
     command.add_argument("--checkpoint", default="pretrained", help=CHECKPOINT_HELP + " (default: pretrained)")
     command.add_argument("--classifier", type=Path, help="a saved classifier (DIR/classifier of an earlier hsijax map) "
@@ -245,7 +247,7 @@ def run_map_command(args) -> str:
     from hsijax.evaluate.mapping import make_map
 
     result = make_map(ImportOptions.from_args(args), args.out, args.labels, args.labels_key, args.checkpoint,
-                      args.classifier, args.class_names, args.normalization)
+                      args.classifier, args.class_names, args.normalization, labels_attribute=args.labels_attribute)
     scored = "" if result.cross_validated_oa != result.cross_validated_oa else (
         f", cross-validated OA {100 * result.cross_validated_oa:.2f} % on the training pixels")
     return (f"wrote {result.out}/map.tif, map.png, report.md ({result.chosen}{scored}; {len(result.classes)} classes, "

@@ -153,3 +153,41 @@ def test_the_map_method_of_classify_never_reads_a_test_label():
     relabelled[test] = np.roll(labels[test], 1)
     _, again = run_classification(spectra, relabelled, settings, model, wavelengths=WAVELENGTHS)
     np.testing.assert_array_equal(maps["map"], again["map"])
+
+
+def write_polygons(path: Path, boxes: list[tuple[float, float, float, float, int]], crs: str = CRS) -> None:
+    """A GeoPackage of rectangles (x0, y0, x1, y1 in the CRS's units) with their ``class`` number."""
+    import pyogrio
+    import shapely
+
+    geometry = np.array([shapely.to_wkb(shapely.box(x0, y0, x1, y1)) for x0, y0, x1, y1, _ in boxes], dtype=object)
+    classes = np.array([c for *_, c in boxes], np.int32)
+    pyogrio.raw.write(path, geometry, [classes], ["class"], geometry_type="Polygon", crs=crs, driver="GPKG")
+
+
+def test_polygons_are_rasterised_onto_the_scene_grid(mapped, tmp_path):
+    """Training labels as polygons in the scene's CRS: one small box inside each stripe of columns."""
+    root, _, classes = mapped
+    x0, y0 = 500000, 4500000  # the scene's upper-left corner; 30 m pixels
+    boxes = [(x0 + 30 * c0, y0 - 30 * 10, x0 + 30 * (c0 + 2), y0 - 30 * 7, c) for c0, c in ((2, 1), (9, 2), (16, 3))]
+    write_polygons(tmp_path / "train.gpkg", boxes)
+    assert main(["map", str(root / "scene.tif"), "--labels", str(tmp_path / "train.gpkg"), "--wavelengths",
+                 str(root / "wavelengths.txt"), "--out", str(tmp_path / "out")]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["training_pixels"] == {"1": 6, "2": 6, "3": 6}  # 2 columns x 3 rows each
+    with rasterio.open(tmp_path / "out" / "map.tif") as source:
+        assert (source.read(1)[1:] == classes[1:]).mean() > 0.95
+
+
+def test_polygons_in_another_crs_or_without_the_attribute_are_refused(mapped, tmp_path, capsys):
+    root, _, _ = mapped
+    write_polygons(tmp_path / "wgs84.gpkg", [(0, 0, 1, 1, 1), (1, 1, 2, 2, 2)], crs="EPSG:4326")
+    write_polygons(tmp_path / "ok.gpkg", [(500000, 4499000, 500300, 4499500, 1), (500300, 4499000, 500600, 4499500, 2)])
+    for labels, extra, message in ((tmp_path / "wgs84.gpkg", [], "reproject the polygons to the scene's CRS"),
+                                   (tmp_path / "ok.gpkg", ["--labels-attribute", "kind"], "no attribute 'kind'")):
+        capsys.readouterr()
+        assert main(["map", str(root / "scene.tif"), "--labels", str(labels), *extra, "--wavelengths",
+                     str(root / "wavelengths.txt"), "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+        assert not (tmp_path / "out").exists()

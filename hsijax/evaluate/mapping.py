@@ -62,9 +62,51 @@ def say(message: str) -> None:
     print(f"hsijax map: {message}", file=sys.stderr, flush=True)
 
 
-def training_labels(path: Path, key: str | None, shape: tuple[int, int]) -> np.ndarray:
-    """The label image (H, W) of the scene's size: 0 = unlabelled, classes 1..255."""
-    labels = read_labels(path, key)
+VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson")
+
+
+def vector_labels(path: Path, attribute: str, scene) -> np.ndarray:
+    """Training polygons burnt onto the scene's grid (H, W): each pixel whose centre a polygon covers
+    takes its ``attribute`` (a class number 1..255; a later polygon over an earlier one), 0 elsewhere.
+    The scene must be georeferenced in the polygons' CRS (reproject one of them first otherwise)."""
+    import pyogrio
+    import shapely
+    from rasterio.crs import CRS
+    from rasterio.features import rasterize
+    from rasterio.transform import Affine
+
+    reference = scene.georeference
+    if reference is None or reference.transform is None or reference.crs is None:
+        raise HsijaxError(f"{path}: polygons need a georeferenced scene (a GeoTIFF or an ENVI file with map info), "
+                          "and this one has no CRS or transform; give a label image instead")
+    try:
+        meta, _, geometry, fields = pyogrio.raw.read(path, columns=[attribute])
+    except Exception as error:  # pyogrio raises its own types for missing and unreadable files
+        raise HsijaxError(f"{path}: not a readable vector file ({error})") from None
+    if attribute not in list(meta["fields"]):
+        available = ", ".join(pyogrio.read_info(path)["fields"]) or "none"
+        raise HsijaxError(f"{path}: no attribute {attribute!r} (its attributes: {available}); pass --labels-attribute")
+    if meta["crs"] is None or CRS.from_user_input(meta["crs"]) != CRS.from_user_input(reference.crs):
+        raise HsijaxError(f"{path}: its CRS ({meta['crs']}) is not the scene's ({CRS.from_user_input(reference.crs)}); "
+                          "reproject the polygons to the scene's CRS first")
+    values = np.asarray(fields[0])
+    if not np.issubdtype(values.dtype, np.number) or np.any((values < 1) | (values > 255) | (values != np.round(values))):
+        raise HsijaxError(f"{path}: attribute {attribute!r} must hold class numbers 1..255")
+    shapes = [(shapely.from_wkb(g), int(v)) for g, v in zip(geometry, values) if g is not None]
+    if not shapes:
+        raise HsijaxError(f"{path}: no polygons")
+    return rasterize(shapes, out_shape=scene.cube.shape[:2], transform=Affine(*reference.transform), fill=0,
+                     dtype="uint8")
+
+
+def training_labels(path: Path, key: str | None, shape: tuple[int, int], scene=None,
+                    attribute: str = "class") -> np.ndarray:
+    """The label image (H, W) of the scene's size: 0 = unlabelled, classes 1..255 -- read from an
+    image, or from polygons (`vector_labels`) rasterised onto the scene's grid."""
+    if Path(path).suffix.lower() in VECTOR_SUFFIXES:
+        labels = vector_labels(Path(path), attribute, scene)
+    else:
+        labels = read_labels(path, key)
     if labels.shape != shape:
         raise HsijaxError(f"{path}: label image of shape {labels.shape}, but the scene is {shape[0]} × {shape[1]}")
     if not np.issubdtype(labels.dtype, np.integer) and not np.all(labels == np.round(labels)):
@@ -174,7 +216,7 @@ def report_lines(scene_source: str, labels_source: str, checkpoint: str, counts:
 
 def make_map(options: ImportOptions, out, labels_path: Path | None = None, labels_key: str | None = None,
              checkpoint: str = "pretrained", classifier_dir: Path | None = None, class_names: str | None = None,
-             normalization: str = "saved", seed: int = 0) -> MapResult:
+             normalization: str = "saved", seed: int = 0, labels_attribute: str = "class") -> MapResult:
     """`hsijax map`: train a classifier on the labelled pixels (or reuse ``classifier_dir``) and map
     every pixel of the scene; see the module docstring for what is written."""
     began = time.perf_counter()
@@ -201,7 +243,7 @@ def make_map(options: ImportOptions, out, labels_path: Path | None = None, label
                  "![map](map.png)", ""]
         chosen, oa = classifier.kind, float("nan")
     else:
-        labels = training_labels(labels_path, labels_key, shape)
+        labels = training_labels(labels_path, labels_key, shape, scene, labels_attribute)
         checkpoint_model = load_model(checkpoint)
         checkpoint_model.config.check_scene(scene.cube.shape[-1], scene.wavelengths_nm, str(options.file))
         encoders = map_encoders(checkpoint_model)
