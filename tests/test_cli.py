@@ -27,7 +27,7 @@ def test_demo_runs_end_to_end_and_writes_its_report(tmp_path):
     for row in report["decoders"].values():
         assert 0 < row["mpsnr_db"] < 100
     shipped = report["shipped"]
-    assert set(shipped["classification"]["methods"]) == {"pretrained", "scratch", "svm"}
+    assert set(shipped["classification"]["methods"]) == {"pretrained", "map", "scratch", "svm"}
     assert shipped["classification"]["train_pixels"] == 505 and 0 < shipped["reconstruction"]["mssim"] < 1
     assert shipped["encoding"]["pixels"] == 145 * 145 and shipped["model"]["network"] == "linear_grid"
     assert f"MPSNR {shipped['reconstruction']['mpsnr_db']:.2f} dB" in result.stdout
