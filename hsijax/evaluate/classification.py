@@ -162,6 +162,12 @@ def choose_map_head(features: dict[str, np.ndarray], labels: np.ndarray, seed: i
     return best[1], best[2], rows, best[3]
 
 
+def map_features_of(pretrained: Model, spectra: np.ndarray, wavelengths=None) -> dict[str, np.ndarray]:
+    """{encoder: its codes of every pixel, standardised over them all (label-free)}, `map_encoders`."""
+    return {name: standardised(encode(model, spectra, wavelengths))[0]
+            for name, model in map_encoders(pretrained).items()}
+
+
 def network_config(pretrained: Model | None) -> NetworkConfig:
     """The architecture both networks share: the pretrained model's (its buckets pad the spectra),
     or the default one when there is no pretrained model."""
@@ -179,21 +185,22 @@ def network_for(method: str, pretrained: Model | None, num_classes: int, seed: i
 
 def run_method(method: str, settings: ClassifySettings, pretrained: Model | None, spectra: np.ndarray,
                padded: np.ndarray, labels: np.ndarray, train: np.ndarray,
-               seed: int, wavelengths=None) -> tuple[np.ndarray, int | None]:
+               seed: int, wavelengths=None, map_features: dict[str, np.ndarray] | None = None
+               ) -> tuple[np.ndarray, int | None]:
     """(predicted labels (1-based) for every pixel, the fine-tuning step kept or None for the SVM)
     after training on pixels ``train``.
 
     ``spectra`` (P, b) feed the SVM, ``padded`` (P, B) the same spectra padded to their bucket
-    feed the networks; ``wavelengths`` (b,) their band centres (nm) or None.
+    feed the networks; ``wavelengths`` (b,) their band centres (nm) or None; ``map_features``: for
+    ``map``, each candidate encoder's standardised codes of every pixel (`map_features_of`).
     """
     classes = np.unique(labels[labels > 0])
     targets = np.searchsorted(classes, labels)
     if method == "svm":
         return classes[fit_svm(spectra[train], targets[train], seed).predict(spectra)], None
     if method == "map":
-        codes = {name: standardised(encode(model, spectra, wavelengths))[0] for name, model in map_encoders(pretrained).items()}
-        name, head, _, _ = choose_map_head({n: c[train] for n, c in codes.items()}, targets[train], seed)
-        return classes[head.predict(codes[name])], None
+        name, head, _, _ = choose_map_head({n: c[train] for n, c in map_features.items()}, targets[train], seed)
+        return classes[head.predict(map_features[name])], None
     fit, validate = validation_split(labels, train, settings.validation_fraction, seed)
     classifier, variables = network_for(method, pretrained, len(classes), seed, spectra.shape[-1], wavelengths)
     tuned = fine_tune(classifier, variables, padded[fit], targets[fit], settings.steps,
@@ -233,6 +240,7 @@ def run_classification(spectra: np.ndarray, labels: np.ndarray, settings: Classi
     padded, _ = pad_to_bucket(spectra, network_config(pretrained).buckets)
     spatial = {m: spatial_features(m, spectra, shape, pretrained, settings.windows, wavelengths)
                for m in methods if m in SPATIAL_METHODS}
+    map_features = map_features_of(pretrained, spectra, wavelengths) if "map" in methods else None  # once for all seeds
     per_seed = {m: [] for m in methods}
     maps = {}
     for seed in range(settings.seeds):
@@ -243,7 +251,7 @@ def run_classification(spectra: np.ndarray, labels: np.ndarray, settings: Classi
                 choice = {"step": None, "window": window}
             else:
                 predicted, step = run_method(method, settings, pretrained, spectra, padded, labels, train, seed,
-                                             wavelengths)
+                                             wavelengths, map_features)
                 choice = {"step": step}
             per_seed[method].append({**classification_scores(labels[test], predicted[test]), **choice})
             if seed == 0:

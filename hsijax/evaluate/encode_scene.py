@@ -149,6 +149,48 @@ def output_record(model: Model, checkpoint, scene: Scene, chosen: ChosenNormaliz
             "shape": list(scene.cube.shape[:2]), "nodata": scene.nodata}
 
 
+def code_blocks(models: tuple[Model, ...], scene: Scene, normalization: Normalization, progress: bool = True):
+    """For each block of rows of ``scene`` in turn, the codes (rows, W, c) of every model in ``models``
+    (NaN where every band holds the file's nodata), normalised by ``normalization``.
+
+    The cube is read once, a block at a time (and, when it is memory-mapped, released), whatever the
+    number of models; the next block is read while XLA encodes this one. A band-sequential file is
+    read band-first, as stored, when every model folds per sensor (`dispatch_band_first`)."""
+    height, width, _ = scene.cube.shape
+    rows_per_block = max(1, BLOCK_PIXELS // width)
+    if getattr(scene.cube, "block_rows", 1) > 1:  # read whole blocks of the file: rows GDAL decodes together
+        rows_per_block = -(-rows_per_block // scene.cube.block_rows) * scene.cube.block_rows
+    band_first = all(model.config.folds_per_sensor for model in models) and hasattr(scene.cube, "band_first")
+
+    def encoded(start: int):
+        """(every model's codes, or codes still computing; the block's nodata pixels or None)."""
+        if band_first:  # a band-sequential file: its blocks as read, (b, rows, W)
+            rows = scene.cube.band_first(start, start + rows_per_block)
+            empty = nodata_pixels(rows, scene.nodata, band_axis=0)
+            if empty is not None and empty.any():
+                rows = np.where(empty, 0, rows)  # encoded, then NaN
+            return [dispatch_band_first(m, rows, scene.wavelengths_nm, normalization) for m in models], empty
+        rows = scene.cube[start:start + rows_per_block]
+        empty = nodata_pixels(rows, scene.nodata)
+        values = rows if empty is None or not empty.any() else np.where(empty[..., None], 0, rows)
+        codes = [encode(m, values, scene.wavelengths_nm, normalization=normalization) for m in models]
+        release_pages(rows)
+        return codes, empty
+
+    with tqdm(total=height, desc="encode", unit="row", disable=not progress) as bar:
+        pending = None
+        for start in [*range(0, height, rows_per_block), None]:
+            following = None if start is None else encoded(start)
+            if pending is not None:
+                blocks = tuple(np.array(codes) for codes in pending[0])
+                if pending[1] is not None:
+                    for codes in blocks:
+                        codes[pending[1]] = np.nan
+                yield blocks
+                bar.update(len(blocks[0]))
+            pending = following
+
+
 def encode_scene(model: Model, scene: Scene, output, chosen: ChosenNormalization, record: dict,
                  progress: bool = True) -> Path:
     """Write the (H, W, c) float32 codes of ``scene``, normalised by ``chosen``, to ``output``: a
@@ -156,57 +198,23 @@ def encode_scene(model: Model, scene: Scene, output, chosen: ChosenNormalization
     tags, the scene's georeference and NaN as nodata); returns its path.
 
     Neither the scene nor the codes are ever whole in memory: the cube is read a block of rows at a
-    time (and, when it is memory-mapped, released), each block's codes appended to the output, which
-    is renamed into place only when complete.
+    time (`code_blocks`), each block's codes appended to the output, which is renamed into place only
+    when complete.
     """
     output = check_output(output, "file")
     output.parent.mkdir(parents=True, exist_ok=True)
     height, width, _ = scene.cube.shape
     code_width = model.config.code_width
-    rows_per_block = max(1, BLOCK_PIXELS // width)
-    if getattr(scene.cube, "block_rows", 1) > 1:  # read whole blocks of the file: rows GDAL decodes together
-        rows_per_block = -(-rows_per_block // scene.cube.block_rows) * scene.cube.block_rows
-
-    band_first = model.config.folds_per_sensor and hasattr(scene.cube, "band_first")
-
-    def encoded(start: int):
-        """(codes, or codes still computing; the block's nodata pixels or None) of one block."""
-        if band_first:  # a band-sequential file: its blocks as read, (b, rows, W)
-            rows = scene.cube.band_first(start, start + rows_per_block)
-            empty = nodata_pixels(rows, scene.nodata, band_axis=0)
-            if empty is not None and empty.any():
-                rows = np.where(empty, 0, rows)  # encoded, then NaN
-            return dispatch_band_first(model, rows, scene.wavelengths_nm, chosen.normalization), empty
-        rows = scene.cube[start:start + rows_per_block]
-        empty = nodata_pixels(rows, scene.nodata)
-        values = rows if empty is None or not empty.any() else np.where(empty[..., None], 0, rows)
-        codes = encode(model, values, scene.wavelengths_nm, normalization=chosen.normalization)
-        release_pages(rows)
-        return codes, empty
-
-    def blocks():
-        """Each block's codes in turn; the next block is read while XLA encodes this one."""
-        with tqdm(total=height, desc="encode", unit="row", disable=not progress) as bar:
-            pending = None
-            for start in [*range(0, height, rows_per_block), None]:
-                following = None if start is None else encoded(start)
-                if pending is not None:
-                    codes, empty = np.array(pending[0]), pending[1]
-                    if empty is not None:
-                        codes[empty] = np.nan
-                    yield codes
-                    bar.update(len(codes))
-                pending = following
-
+    blocks = (codes for (codes,) in code_blocks((model,), scene, chosen.normalization, progress))
     if FORMATS[output.suffix.lower()] == "tif":
         tags = {"HSIJAX_RECORD": json.dumps(record), "HSIJAX_MODEL": record["model"],
                 "HSIJAX_VERSION": record["hsijax_version"], "HSIJAX_CODE_WIDTH": str(code_width),
                 "HSIJAX_NORMALIZATION": json.dumps(record["normalization"]),
                 "HSIJAX_WAVELENGTHS_NM": json.dumps(record["wavelengths_nm"])}
-        return write_geotiff(output, (height, width, code_width), blocks(), scene.georeference, np.nan, tags,
+        return write_geotiff(output, (height, width, code_width), blocks, scene.georeference, np.nan, tags,
                              [f"code_{index}" for index in range(code_width)])
     write_json_atomic(record_path(output), record)
-    return write_npy_atomic(output, (height, width, code_width), "<f4", blocks())
+    return write_npy_atomic(output, (height, width, code_width), "<f4", blocks)
 
 
 def record_path(output: Path) -> Path:

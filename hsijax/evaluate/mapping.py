@@ -39,14 +39,15 @@ from hsijax.data.readers import read_labels
 from hsijax.data.storage import check_scene_content
 from hsijax.errors import HsijaxError
 from hsijax.evaluate.classification import choose_map_head, map_encoders, standardised
+from hsijax.evaluate.encode_scene import code_blocks
 from hsijax.evaluate.figures import pyplot, save_atomic
 from hsijax.files import check_output, write_json_atomic, write_text_atomic
 from hsijax.metrics import classification_scores
 from hsijax.models.checkpoints import load_model
 from hsijax.models.map_classifier import MapClassifier, head_arrays, load_classifier, save_classifier
-from hsijax.spectral import Normalization, nodata_pixels
+from hsijax.spectral import Normalization
 
-ROWS_PER_BLOCK = 64  # image rows encoded and predicted at a time
+ROWS_PER_BLOCK = 64  # image rows of the map written at a time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +91,8 @@ def vector_labels(path: Path, attribute: str, scene) -> np.ndarray:
         raise HsijaxError(f"{path}: its CRS ({meta['crs']}) is not the scene's ({CRS.from_user_input(reference.crs)}); "
                           "reproject the polygons to the scene's CRS first")
     values = np.asarray(fields[0])
-    if not np.issubdtype(values.dtype, np.number) or np.any((values < 1) | (values > 255) | (values != np.round(values))):
+    whole = np.issubdtype(values.dtype, np.number) and np.all(values == np.round(values))
+    if not whole or np.any((values < 1) | (values > 255)):
         raise HsijaxError(f"{path}: attribute {attribute!r} must hold class numbers 1..255")
     shapes = [(shapely.from_wkb(g), int(v)) for g, v in zip(geometry, values) if g is not None]
     if not shapes:
@@ -120,23 +122,15 @@ def training_labels(path: Path, key: str | None, shape: tuple[int, int], scene=N
     return labels
 
 
-def scene_codes(model, scene, normalization: Normalization) -> tuple[np.ndarray, np.ndarray]:
-    """(codes (H*W, c) float32, valid (H*W,) bool): every pixel's code, by blocks of rows; pixels
-    whose every band holds the file's nodata value are not valid (their codes are zeros)."""
-    from hsijax.models.inference import encode
-
-    height, width, bands = scene.cube.shape
-    codes = np.zeros((height * width, model.config.code_width), np.float32)
-    valid = np.ones(height * width, bool)
-    for start in range(0, height, ROWS_PER_BLOCK):
-        block = np.asarray(scene.cube[start:start + ROWS_PER_BLOCK], np.float32).reshape(-1, bands)
-        rows = slice(start * width, start * width + len(block))
-        missing = nodata_pixels(block, scene.nodata)
-        if missing is not None:
-            valid[rows] = ~missing
-            block = np.where(missing[:, None], normalization.offset, block)
-        codes[rows] = encode(model, block, wavelengths=scene.wavelengths_nm, normalization=normalization)
-    return codes, valid
+def scene_codes(models: dict, scene, normalization: Normalization) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """({name: codes (H*W, c) float32} of every model in ``models``, valid (H*W,) bool), the cube read
+    once (`hsijax.evaluate.encode_scene.code_blocks`); pixels whose every band holds the file's nodata
+    value are not valid (their codes are zeros)."""
+    blocks = list(code_blocks(tuple(models.values()), scene, normalization, progress=False))
+    codes = {name: np.concatenate([block[index] for block in blocks]).reshape(-1, model.config.code_width)
+             for index, (name, model) in enumerate(models.items())}
+    valid = ~np.isnan(next(iter(codes.values()))).any(axis=1)
+    return {name: np.nan_to_num(values, nan=0.0) for name, values in codes.items()}, valid
 
 
 COLOURS = "tab20"
@@ -161,7 +155,8 @@ def map_figure(class_map: np.ndarray, classes, names: dict[int, str], path: Path
     top = int(max(classes))
     colours = [np.array(table.get(v, (0, 0, 0, 0))) / 255 for v in range(top + 1)]
     height, width = class_map.shape
-    figure, axis = plt.subplots(figsize=(min(12, 3 + 7 * width / max(height, width)), min(10, 1 + 7 * height / max(height, width))))
+    side = max(height, width)
+    figure, axis = plt.subplots(figsize=(min(12, 3 + 7 * width / side), min(10, 1 + 7 * height / side)))
     axis.imshow(class_map, cmap=ListedColormap(colours), vmin=-0.5, vmax=top + 0.5, interpolation="nearest")
     axis.axis("off")
     handles = [Patch(color=colours[int(v)], label=f"{int(v)}: {names[int(v)]}" if int(v) in names else str(int(v)))
@@ -191,19 +186,21 @@ def class_names_of(text: str | None, classes) -> dict[int, str]:
 
 
 def report_lines(scene_source: str, labels_source: str, checkpoint: str, counts: dict[int, int], rows: list[dict],
-                 chosen: tuple[str, str], scores: dict, names: dict[int, str], matrix: np.ndarray, classes, seconds: float) -> list[str]:
+                 chosen: tuple[str, str], scores: dict, names: dict[int, str], matrix: np.ndarray, classes,
+                 seconds: float) -> list[str]:
     label = lambda c: f"{c}: {names[c]}" if c in names else str(c)
     lines = ["# hsijax map", "",
              f"Scene `{scene_source}`, training labels `{labels_source}` ({sum(counts.values()):,} pixels in "
              f"{len(counts)} classes), codes of `{checkpoint}`. The encoder and head were chosen by 3-fold "
-             "cross-validation on the training pixels only; the scores below are on their held-out folds (no other labels were "
-             f"given). {seconds:.1f} s in all.", "",
+             "cross-validation on the training pixels only; the scores below are on their held-out folds "
+             f"(no other labels were given). {seconds:.1f} s in all.", "",
              "| encoder | head | settings | cross-validated OA (%) |", "|---|---|---|---|"]
     for row in rows:
         mark = " **(chosen)**" if (row["encoder"], row["head"]) == chosen else ""
         lines.append(f"| {row['encoder']} | {row['head']}{mark} | {row['settings']} | "
                      f"{100 * row['cross_validated_oa']:.2f} |")
-    lines += ["", f"The chosen head on the held-out folds: OA {100 * scores['oa']:.2f} %, AA {100 * scores['aa']:.2f} %, "
+    lines += ["", f"The chosen head on the held-out folds: OA {100 * scores['oa']:.2f} %, "
+              f"AA {100 * scores['aa']:.2f} %, "
               f"κ {scores['kappa']:.3f}.", "", "| class | training pixels | accuracy (%) |", "|---|---|---|"]
     for c in classes:
         lines.append(f"| {label(c)} | {counts[c]:,} | {100 * scores['per_class'][c]:.1f} |")
@@ -232,9 +229,9 @@ def make_map(options: ImportOptions, out, labels_path: Path | None = None, label
         classifier = load_classifier(classifier_dir)
         classifier.model.config.check_scene(scene.cube.shape[-1], scene.wavelengths_nm, str(options.file))
         norm = classifier.normalization if normalization == "saved" else stats.normalization
-        codes, valid = scene_codes(classifier.model, scene, norm)
         say(f"applying {classifier_dir} ({classifier.kind}) to {shape[0] * shape[1]:,} pixels")
-        predicted = classifier.predict_codes((codes - classifier.arrays["mean"]) / classifier.arrays["scale"])
+        codes, valid = scene_codes({"encoder": classifier.model}, scene, norm)
+        predicted = classifier.predict_codes(classifier.standardise(codes["encoder"]))
         classes, names = classifier.classes, dict(zip(classifier.classes, classifier.class_names))
         names = {c: n for c, n in names.items() if n}
         record = {"classifier": str(classifier_dir), "normalization": normalization}
@@ -248,9 +245,8 @@ def make_map(options: ImportOptions, out, labels_path: Path | None = None, label
         checkpoint_model.config.check_scene(scene.cube.shape[-1], scene.wavelengths_nm, str(options.file))
         encoders = map_encoders(checkpoint_model)
         say(f"encoding {shape[0] * shape[1]:,} pixels with {checkpoint} ({', '.join(encoders)})")
-        encoded = {name: scene_codes(model, scene, stats.normalization) for name, model in encoders.items()}
-        valid = next(iter(encoded.values()))[1]
-        features = {name: standardised(codes, valid) for name, (codes, _) in encoded.items()}
+        encoded, valid = scene_codes(encoders, scene, stats.normalization)
+        features = {name: standardised(codes, valid) for name, codes in encoded.items()}
         train = (labels.reshape(-1) > 0) & valid
         classes = tuple(int(c) for c in np.unique(labels.reshape(-1)[train]))
         say(f"choosing the encoder and head on {int(train.sum()):,} labelled pixels in {len(classes)} classes "

@@ -17,6 +17,7 @@ head on them is chosen and fitted in seconds by cross-validation on a few hundre
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import jax
@@ -54,12 +55,19 @@ class MapClassifier:
         norm = normalization or self.normalization
         band_centres = self.wavelengths_nm if wavelengths is None else wavelengths
         codes = encode(self.model, np.asarray(spectra, np.float32), wavelengths=band_centres, normalization=norm)
+        return self.standardise(codes)
+
+    def standardise(self, codes: np.ndarray) -> np.ndarray:
+        """Codes (n, c) of the encoder, standardised as the head was trained."""
         return (np.asarray(codes, np.float32) - self.arrays["mean"]) / self.arrays["scale"]
 
     def predict_codes(self, codes: np.ndarray) -> np.ndarray:
         """The label numbers of standardised codes (n, c), in chunks of `CHUNK` pixels."""
-        head = _svm_votes if self.kind == "svm_rbf" else _linear_scores
-        parameters = {k: jnp.asarray(v) for k, v in self.arrays.items() if k not in ("mean", "scale")}
+        if self.kind == "svm_rbf":
+            head, parameters = _svm_votes, _svm_pairs(self.arrays)
+        else:
+            head, parameters = _linear_scores, {k: self.arrays[k] for k in ("weights", "bias")}
+        parameters = {k: jnp.asarray(v) for k, v in parameters.items()}
         out = np.empty(len(codes), np.int64)
         for start in range(0, len(codes), CHUNK):
             chunk = codes[start:start + CHUNK]
@@ -78,43 +86,42 @@ def _rbf(features, vectors, gamma):
     return jnp.exp(-gamma * jnp.maximum(squared, 0.0))
 
 
+def _svm_pairs(arrays: dict) -> dict[str, np.ndarray]:
+    """libsvm's one-vs-one layout as matrices: for each pair of classes (i < j), in libsvm's order,
+    the dual coefficients of its support vectors as one column of ``coefficients`` (n_sv, pairs)
+    (class i's vectors carry row j - 1 of ``dual_coef``, class j's row i), and one-hot ``first``
+    / ``second`` (pairs, classes) saying which class each pair's sign votes for."""
+    counts = np.asarray(arrays["n_support"])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    dual = np.asarray(arrays["dual_coef"])
+    pairs = [(i, j) for i in range(len(counts)) for j in range(i + 1, len(counts))]
+    coefficients = np.zeros((dual.shape[1], len(pairs)), np.float32)
+    first, second = np.zeros((len(pairs), len(counts)), np.int32), np.zeros((len(pairs), len(counts)), np.int32)
+    for pair, (i, j) in enumerate(pairs):
+        in_i, in_j = slice(starts[i], starts[i] + counts[i]), slice(starts[j], starts[j] + counts[j])
+        coefficients[in_i, pair], coefficients[in_j, pair] = dual[j - 1, in_i], dual[i, in_j]
+        first[pair, i], second[pair, j] = 1, 1
+    return {"support_vectors": arrays["support_vectors"], "gamma": arrays["gamma"], "intercept": arrays["intercept"],
+            "coefficients": coefficients, "first": first, "second": second}
+
+
 def _svm_votes(parameters, features):
-    """libsvm's one-vs-one prediction: for each pair of classes (i < j) the sign of its decision
-    value votes; the class with most votes wins, ties going to the lower class index."""
+    """libsvm's one-vs-one prediction: each pair's decision value (one matrix product for all pairs)
+    votes by its sign; the class with most votes wins, ties going to the lower class index."""
     kernel = _rbf(features, parameters["support_vectors"], parameters["gamma"])
-    counts = parameters["n_support"]
-    starts = jnp.concatenate([jnp.zeros(1, counts.dtype), jnp.cumsum(counts)[:-1]])
-    n_classes = counts.shape[0]
-    votes = jnp.zeros((features.shape[0], n_classes), jnp.int32)
-    index = jnp.arange(kernel.shape[1])
-    pair = 0
-    for i in range(n_classes):
-        for j in range(i + 1, n_classes):
-            in_i = (index >= starts[i]) & (index < starts[i] + counts[i])
-            in_j = (index >= starts[j]) & (index < starts[j] + counts[j])
-            coefficients = (jnp.where(in_i, parameters["dual_coef"][j - 1], 0.0)
-                            + jnp.where(in_j, parameters["dual_coef"][i], 0.0))
-            decision = kernel @ coefficients + parameters["intercept"][pair]
-            votes = votes.at[:, i].add(decision > 0).at[:, j].add(decision <= 0)
-            pair += 1
-    return votes
+    decision = (jnp.dot(kernel, parameters["coefficients"], precision=jax.lax.Precision.HIGHEST)
+                + parameters["intercept"])
+    wins = (decision > 0).astype(jnp.int32)
+    return wins @ parameters["first"] + (1 - wins) @ parameters["second"]
 
 
 def _linear_scores(parameters, features):
     return jnp.dot(features, parameters["weights"], precision=jax.lax.Precision.HIGHEST) + parameters["bias"]
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def _predict(head, parameters, features):
-    return _jitted(head)(parameters, features)
-
-
-_JITTED = {}
-
-
-def _jitted(head):
-    if head not in _JITTED:
-        _JITTED[head] = jax.jit(lambda parameters, features: jnp.argmax(head(parameters, features), axis=1))
-    return _JITTED[head]
+    return jnp.argmax(head(parameters, features), axis=1)
 
 
 def head_arrays(estimator) -> tuple[str, dict[str, np.ndarray]]:
