@@ -40,6 +40,7 @@ bench: setup
 	cd benchmarks && $(BENCH_PYTHON) fine_tune.py --json results/fine_tune.json
 	cd benchmarks && $(BENCH_PYTHON) pretrain_devices.py --json results/pretrain_devices.json
 	cd benchmarks && $(BENCH_PYTHON) import_shared.py --json results/import_shared.json
+	cd benchmarks && $(BENCH_PYTHON) map_scene.py --json results/map_scene.json
 	cd benchmarks && $(BENCH_PYTHON) report.py
 
 clean:

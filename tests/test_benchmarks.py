@@ -16,7 +16,7 @@ from conftest import SHARED_DATA, environment
 pytestmark = pytest.mark.full  # every benchmark script run in its quick mode, in child processes
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-GROUPS = (("accelerator", "encode", "encode_attempts", "import_shared"),
+GROUPS = (("accelerator", "encode", "encode_attempts", "import_shared", "map_scene"),
           ("pretrain_devices", "pipeline", "storage_formats", "train", "fine_tune"))
 SCRIPTS = tuple(name for group in GROUPS for name in group)
 # Runs each script's __main__ with --quick --json OUT/NAME.json, in turn; names the one that fails.
@@ -66,6 +66,7 @@ def test_every_benchmark_runs_in_its_quick_mode_and_its_report_renders(tmp_path)
     assert reports["pipeline"]["pipeline_px_s"] > 0 and reports["fine_tune"]["chunked_s_per_step"] > 0
     assert reports["train"]["fraction_of_matmul_rate"] > 0 and reports["encode_attempts"]["attempts"]
     assert reports["pretrain_devices"]["ratio_2_to_1"] > 0
+    check_map_scene(reports["map_scene"])
     assert set(reports["storage_formats"]["px_s"]) == {"tfds_pixel_examples", "tfds_row_examples", "array_record_rows",
                                                        "array_record_rows_uncompressed", "dense_npy"}
 
@@ -79,5 +80,13 @@ def test_every_benchmark_runs_in_its_quick_mode_and_its_report_renders(tmp_path)
     page = (tmp_path / "RESULTS.md").read_text()
     assert "Shipped linear network, 200 bands" in page and "| 200 | bfloat16 |" in page and "Device: **cpu**" in page
     for section in ("## encode", "## encode: what was tried", "## train", "## pipeline", "## storage_formats",
-                    "## fine_tune"):
+                    "## fine_tune", "## map_scene"):
         assert section in page
+
+
+def check_map_scene(report: dict) -> None:
+    assert report["scene_shape"] == [48, 40, 200] and report["scene_px_s"] > 0 and report["scene_peak_rss_mib"] > 0
+    assert report["scene_agreement"] > 0.9  # eight smooth materials: learnable from a few labels
+    assert report["indian_pines_5pct_seconds"] > 0 and report["indian_pines_5pct_test_oa"] > 0.3
+    assert [row["scene"] for row in report["runs"]] == ["synthetic", "indian_pines_5pct"]
+

@@ -191,3 +191,42 @@ def test_polygons_in_another_crs_or_without_the_attribute_are_refused(mapped, tm
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
         assert not (tmp_path / "out").exists()
+
+
+def test_the_scene_is_standardised_and_mapped_in_blocks_as_if_whole(mapped, monkeypatch, tmp_path):
+    """`hsijax map` never holds a whole scene's codes: blocks of 3 rows, chunks of 50 pixels here. Its
+    mean and scale are `standardised`'s over the whole scene bit for bit, and its map is the whole
+    array's classified at once -- from the scratch file of codes and straight from the scene."""
+    from hsijax.data.scene import Scene
+    from hsijax.evaluate import encode_scene, mapping
+    from hsijax.evaluate.classification import map_encoders, standardised
+    from hsijax.models import map_classifier
+    from hsijax.spectral import fit_normalization
+
+    root, cube, _ = mapped
+    scene = Scene("scene", "unknown", cube, None, WAVELENGTHS, nodata=0)
+    normalization = fit_normalization(cube, "scene", 0)
+    encoders = map_encoders(hsijax.load_pretrained())
+    labels = np.load(root / "labels.npy")
+    whole = [np.concatenate(codes).reshape(-1, model.config.code_width) for codes, model in
+             zip(zip(*encode_scene.code_blocks(tuple(encoders.values()), scene, normalization, False)), encoders.values())]
+    valid = ~np.isnan(whole[0]).any(1)
+    monkeypatch.setattr(encode_scene, "BLOCK_PIXELS", 3 * WIDTH)
+    monkeypatch.setattr(mapping, "CHUNK", 50)
+    monkeypatch.setattr(map_classifier, "CHUNK", 50)
+    features, streamed_valid = mapping.scene_features(encoders, scene, normalization, labels, tmp_path)
+    np.testing.assert_array_equal(streamed_valid, valid)
+    train = (labels.reshape(-1) > 0) & valid
+    for codes, (values, mean, scale, _) in zip(whole, features.values()):
+        want, want_mean, want_scale = standardised(np.nan_to_num(codes, nan=0.0), valid)
+        assert mean.dtype == scale.dtype == np.float32
+        np.testing.assert_array_equal(mean, want_mean)
+        np.testing.assert_array_equal(scale, want_scale)
+        np.testing.assert_array_equal(values, want[train])
+    classifier = hsijax.load_classifier(root / "out" / "classifier")
+    encoder = json.loads((root / "out" / "report.json").read_text())["encoder"]
+    codes = np.nan_to_num(whole[list(encoders).index(encoder)], nan=0.0)
+    want = np.where(valid, classifier.predict_codes(classifier.standardise(codes)), 0).reshape(HEIGHT, WIDTH)
+    np.testing.assert_array_equal(mapping.predicted_map(classifier, scene, normalization), want)
+    np.testing.assert_array_equal(
+        mapping.predicted_map(classifier, scene, normalization, features[encoder][3], valid), want)

@@ -10,6 +10,14 @@ over the scene's pixels (label-free too). The head is chosen on the training pix
 32 components (`map_encoders`), whichever classifies the held-out folds best (`choose_map_head`);
 the winner is refitted on every training pixel. No label outside the given ones is read.
 
+No array of the whole scene's codes is held in memory, so memory does not grow with the scene's
+area (`benchmarks/map_scene.py` maps a 2,000 x 2,000 x 200 scene): the cube is read once, a block
+of rows at a time, each candidate encoder's codes appended to a scratch file beside ``--out`` (4
+bytes a code entry: 768 MB for that scene's 16 + 32 entries, removed at the end) while the labelled
+pixels' codes are kept and the mean is summed; the chosen encoder's file is then read back a chunk
+at a time to classify it. Its mean and scale are `standardised`'s, bit for bit (the same sequential
+float32 sums); only the uint8 map and a validity mask are whole.
+
 Written in ``--out DIR``, each whole or not at all:
 - ``map.tif``: uint8, the class numbers of the label image, 0 where the scene has no data, a colour
   table, and the input's CRS and transform when it has them (`hsijax.data.rasters.write_geotiff`);
@@ -27,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -38,13 +47,13 @@ from hsijax.data.rasters import write_geotiff
 from hsijax.data.readers import read_labels
 from hsijax.data.storage import check_scene_content
 from hsijax.errors import HsijaxError
-from hsijax.evaluate.classification import choose_map_head, map_encoders, standardised
+from hsijax.evaluate.classification import choose_map_head, map_encoders
 from hsijax.evaluate.encode_scene import code_blocks
 from hsijax.evaluate.figures import pyplot, save_atomic
 from hsijax.files import check_output, write_json_atomic, write_text_atomic
 from hsijax.metrics import classification_scores
 from hsijax.models.checkpoints import load_model
-from hsijax.models.map_classifier import MapClassifier, head_arrays, load_classifier, save_classifier
+from hsijax.models.map_classifier import CHUNK, MapClassifier, head_arrays, load_classifier, save_classifier
 from hsijax.spectral import Normalization
 
 ROWS_PER_BLOCK = 64  # image rows of the map written at a time
@@ -122,15 +131,112 @@ def training_labels(path: Path, key: str | None, shape: tuple[int, int], scene=N
     return labels
 
 
-def scene_codes(models: dict, scene, normalization: Normalization) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """({name: codes (H*W, c) float32} of every model in ``models``, valid (H*W,) bool), the cube read
-    once (`hsijax.evaluate.encode_scene.code_blocks`); pixels whose every band holds the file's nodata
-    value are not valid (their codes are zeros)."""
-    blocks = list(code_blocks(tuple(models.values()), scene, normalization, progress=False))
-    codes = {name: np.concatenate([block[index] for block in blocks]).reshape(-1, model.config.code_width)
-             for index, (name, model) in enumerate(models.items())}
-    valid = ~np.isnan(next(iter(codes.values()))).any(axis=1)
-    return {name: np.nan_to_num(values, nan=0.0) for name, values in codes.items()}, valid
+def scene_blocks(models: dict, scene, normalization: Normalization):
+    """For each block of rows of the scene in turn (`hsijax.evaluate.encode_scene.code_blocks`: the
+    cube read once, a block at a time): ({name: codes (pixels, c) float32} of every model in
+    ``models``, valid (pixels,) bool). Pixels whose every band holds the file's nodata value are not
+    valid (their codes are zeros). Nothing of the whole scene is kept: memory does not grow with it."""
+    for block in code_blocks(tuple(models.values()), scene, normalization, progress=False):
+        codes = {name: values.reshape(-1, model.config.code_width)
+                 for (name, model), values in zip(models.items(), block)}
+        valid = ~np.isnan(next(iter(codes.values()))).any(axis=1)
+        yield {name: np.nan_to_num(values, nan=0.0, copy=False) for name, values in codes.items()}, valid
+
+
+def column_sums(total: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+    """``total`` (None: nothing yet) plus the float32 column sums of ``rows``, added one row after
+    another: the blocks of an array given in turn sum bit for bit as NumPy sums the whole array
+    along its first axis (sequentially), so a statistic of blocks is the whole array's."""
+    return rows.sum(0) if total is None else np.concatenate([total[None], rows]).sum(0)
+
+
+def column_mean(total: np.ndarray, count: int) -> np.ndarray:
+    """NumPy's mean from its sum: divided by the count as an intp, rounded to float32."""
+    return np.true_divide(total, np.intp(count), out=np.empty_like(total), casting="unsafe")
+
+
+class CodeFile:
+    """A whole scene's codes (pixels, c) float32 on disk: appended a block at a time, read back a
+    chunk at a time, never whole in memory."""
+
+    def __init__(self, path: Path, width: int):
+        self.path, self.width, self.rows = path, width, 0
+        self._stream = open(path, "wb")  # noqa: SIM115 -- closed by `chunks` (or with its folder)
+
+    def append(self, codes: np.ndarray) -> None:
+        self._stream.write(np.ascontiguousarray(codes, np.float32).tobytes())
+        self.rows += len(codes)
+
+    def chunks(self, rows: int):
+        """(start, codes (n, c)) of ``rows`` pixels at a time, in pixel order."""
+        self._stream.close()
+        with open(self.path, "rb") as stream:
+            for start in range(0, self.rows, rows):
+                count = min(rows, self.rows - start)
+                yield start, np.fromfile(stream, np.float32, count * self.width).reshape(count, self.width)
+
+
+def scene_features(encoders: dict, scene, normalization: Normalization, labels: np.ndarray, folder: Path):
+    """({encoder: (its codes of the labelled valid pixels standardised, in pixel order, mean, scale,
+    its `CodeFile` of every pixel)}, valid (H*W,) bool), the scene read once: what
+    `hsijax.evaluate.classification.standardised` gives for the whole scene's codes (the same float32
+    mean and scale, bit for bit, over every valid pixel), with only a block of codes in memory."""
+    flat = labels.reshape(-1)
+    files = {name: CodeFile(folder / f"codes_{index}.f32", model.config.code_width)
+             for index, (name, model) in enumerate(encoders.items())}
+    totals, kept = dict.fromkeys(encoders), {name: [] for name in encoders}
+    valid = np.zeros(flat.size, bool)
+    start = 0
+    for codes, ok in scene_blocks(encoders, scene, normalization):
+        stop = start + len(ok)
+        valid[start:stop] = ok
+        labelled = (flat[start:stop] > 0) & ok
+        for name, values in codes.items():
+            files[name].append(values)
+            totals[name] = column_sums(totals[name], values[ok])
+            kept[name].append(values[labelled])
+        start = stop
+    count = int(valid.sum())
+    features = {}
+    for name, codes in files.items():
+        mean = column_mean(totals[name], count)
+        squares = None
+        for begin, chunk in codes.chunks(CHUNK):  # the sum of squared deviations, as `np.var` adds them
+            deviations = chunk[valid[begin:begin + len(chunk)]] - mean
+            squares = column_sums(squares, np.square(deviations, out=deviations))
+        scale = np.sqrt(column_mean(squares, count)) + 1e-6
+        features[name] = ((np.concatenate(kept[name]) - mean) / scale, mean, scale, codes)
+    return features, valid
+
+
+def predicted_map(classifier: MapClassifier, scene, normalization: Normalization,
+                  codes: CodeFile | None = None, valid: np.ndarray | None = None) -> np.ndarray:
+    """The class numbers (H, W) uint8 of every pixel of the scene, 0 where it has no data, a chunk of
+    `CHUNK` pixels at a time: of ``codes`` (`scene_features`' file of the classifier's encoder) and
+    ``valid`` when given, else of the scene, each block of rows encoded, standardised and classified."""
+    class_map = np.zeros(scene.cube.shape[0] * scene.cube.shape[1], np.uint8)
+    if codes is not None:
+        chunks = ((start, chunk, valid[start:start + len(chunk)]) for start, chunk in codes.chunks(CHUNK))
+    else:
+        chunks = _scene_chunks(classifier.model, scene, normalization)
+    for start, chunk, ok in chunks:
+        predicted = classifier.predict_codes(classifier.standardise(chunk))
+        class_map[start:start + len(ok)] = np.where(ok, predicted, 0)
+    return class_map.reshape(scene.cube.shape[:2])
+
+
+def _scene_chunks(model, scene, normalization: Normalization):
+    """(start, codes, valid) of `CHUNK` pixels at a time (the last one fewer) of the scene's blocks of
+    rows: cut as `MapClassifier.predict_codes` cuts a whole array, so each chunk is classified by the
+    same computation."""
+    buffer, mask, start = np.empty((0, model.config.code_width), np.float32), np.empty(0, bool), 0
+    for codes, valid in scene_blocks({"encoder": model}, scene, normalization):
+        buffer, mask = np.concatenate([buffer, codes["encoder"]]), np.concatenate([mask, valid])
+        while len(buffer) >= CHUNK:
+            yield start, buffer[:CHUNK], mask[:CHUNK]
+            buffer, mask, start = buffer[CHUNK:], mask[CHUNK:], start + CHUNK
+    if len(buffer):
+        yield start, buffer, mask
 
 
 COLOURS = "tab20"
@@ -230,8 +336,7 @@ def make_map(options: ImportOptions, out, labels_path: Path | None = None, label
         classifier.model.config.check_scene(scene.cube.shape[-1], scene.wavelengths_nm, str(options.file))
         norm = classifier.normalization if normalization == "saved" else stats.normalization
         say(f"applying {classifier_dir} ({classifier.kind}) to {shape[0] * shape[1]:,} pixels")
-        codes, valid = scene_codes({"encoder": classifier.model}, scene, norm)
-        predicted = classifier.predict_codes(classifier.standardise(codes["encoder"]))
+        class_map = predicted_map(classifier, scene, norm)
         classes, names = classifier.classes, dict(zip(classifier.classes, classifier.class_names))
         names = {c: n for c, n in names.items() if n}
         record = {"classifier": str(classifier_dir), "normalization": normalization}
@@ -245,24 +350,27 @@ def make_map(options: ImportOptions, out, labels_path: Path | None = None, label
         checkpoint_model.config.check_scene(scene.cube.shape[-1], scene.wavelengths_nm, str(options.file))
         encoders = map_encoders(checkpoint_model)
         say(f"encoding {shape[0] * shape[1]:,} pixels with {checkpoint} ({', '.join(encoders)})")
-        encoded, valid = scene_codes(encoders, scene, stats.normalization)
-        features = {name: standardised(codes, valid) for name, codes in encoded.items()}
-        train = (labels.reshape(-1) > 0) & valid
-        classes = tuple(int(c) for c in np.unique(labels.reshape(-1)[train]))
-        say(f"choosing the encoder and head on {int(train.sum()):,} labelled pixels in {len(classes)} classes "
-            "(3-fold CV)")
-        encoder, estimator, rows, held_out = choose_map_head(
-            {name: values[train] for name, (values, _, _) in features.items()}, labels.reshape(-1)[train], seed)
-        model = encoders[encoder]
-        chosen_features, mean, scale = features[encoder]
-        kind, arrays = head_arrays(estimator)
-        names = class_names_of(class_names, classes)
-        classifier = MapClassifier(
-            model, kind, {**arrays, "mean": mean.astype(np.float32), "scale": scale.astype(np.float32)}, classes,
-            tuple(names.get(c, "") for c in classes), stats.normalization,
-            None if scene.wavelengths_nm is None else tuple(float(w) for w in scene.wavelengths_nm),
-            {"checkpoint": str(checkpoint), "scene": str(options.file), "labels": str(labels_path)})
-        predicted = classifier.predict_codes(chosen_features)
+        # The scene's codes go to files beside the output, not memory (`scene_features`): the chosen
+        # encoder's are read back a chunk at a time to classify them.
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.codes-", dir=out.parent) as scratch:
+            features, valid = scene_features(encoders, scene, stats.normalization, labels, Path(scratch))
+            train = (labels.reshape(-1) > 0) & valid
+            classes = tuple(int(c) for c in np.unique(labels.reshape(-1)[train]))
+            say(f"choosing the encoder and head on {int(train.sum()):,} labelled pixels in {len(classes)} classes "
+                "(3-fold CV)")
+            encoder, estimator, rows, held_out = choose_map_head(
+                {name: values for name, (values, *_) in features.items()}, labels.reshape(-1)[train], seed)
+            model = encoders[encoder]
+            _, mean, scale, codes = features[encoder]
+            kind, arrays = head_arrays(estimator)
+            names = class_names_of(class_names, classes)
+            classifier = MapClassifier(
+                model, kind, {**arrays, "mean": mean.astype(np.float32), "scale": scale.astype(np.float32)}, classes,
+                tuple(names.get(c, "") for c in classes), stats.normalization,
+                None if scene.wavelengths_nm is None else tuple(float(w) for w in scene.wavelengths_nm),
+                {"checkpoint": str(checkpoint), "scene": str(options.file), "labels": str(labels_path)})
+            class_map = predicted_map(classifier, scene, stats.normalization, codes, valid)
         truth = labels.reshape(-1)[train]
         scores = classification_scores(truth, held_out)
         from sklearn.metrics import confusion_matrix
@@ -275,7 +383,6 @@ def make_map(options: ImportOptions, out, labels_path: Path | None = None, label
                   "encoder": encoder, "held_out_folds": scores, "training_pixels": counts}
         lines = report_lines(str(options.file), str(labels_path), str(checkpoint), counts, rows, (encoder, kind),
                              scores, names, matrix, classes, time.perf_counter() - began)
-    class_map = np.where(valid, predicted, 0).reshape(shape).astype(np.uint8)
     tags = {"hsijax_map": "class numbers of the training labels; 0 = no data", "scene": str(options.file), **{
         k: v for k, v in record.items() if isinstance(v, str)}}
     # Written in a hidden sibling, moved into place when complete: a failure leaves no half a map.

@@ -61,13 +61,19 @@ class MapClassifier:
         """Codes (n, c) of the encoder, standardised as the head was trained."""
         return (np.asarray(codes, np.float32) - self.arrays["mean"]) / self.arrays["scale"]
 
-    def predict_codes(self, codes: np.ndarray) -> np.ndarray:
-        """The label numbers of standardised codes (n, c), in chunks of `CHUNK` pixels."""
+    @functools.cached_property
+    def _head(self):
+        """(the head's function, its parameters on the device): made once, for every block mapped."""
         if self.kind == "svm_rbf":
             head, parameters = _svm_votes, _svm_pairs(self.arrays)
         else:
             head, parameters = _linear_scores, {k: self.arrays[k] for k in ("weights", "bias")}
-        parameters = {k: jnp.asarray(v) for k, v in parameters.items()}
+        return head, {k: jnp.asarray(v) for k, v in parameters.items()}
+
+    def predict_codes(self, codes: np.ndarray) -> np.ndarray:
+        """The label numbers of standardised codes (n, c), in chunks of `CHUNK` pixels (`hsijax map`
+        gives it one such chunk of the scene at a time)."""
+        head, parameters = self._head
         out = np.empty(len(codes), np.int64)
         for start in range(0, len(codes), CHUNK):
             chunk = codes[start:start + CHUNK]
