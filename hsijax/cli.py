@@ -487,6 +487,20 @@ def run_grid_pca_command(args) -> str | None:
     return "\n".join(lines + ([f"wrote {args.card}"] if args.card else []))
 
 
+def add_few_label(subparsers) -> None:
+    add_experiment(subparsers, "few-label",
+                   "few-label classification: every classifier on every labelled scene, per pixel and spatial, "
+                   "paired against the SVM on spectra", "few_label", "--config.seeds=3", run_few_label_command)
+
+
+def run_few_label_command(args) -> str:
+    from hsijax.configs import FEW_LABEL
+    from hsijax.experiments.few_label import run_few_label
+    from hsijax.experiments.few_label_report import write_report
+
+    return run_experiment(args, FEW_LABEL, run_few_label, write_report)
+
+
 def run_leave_out_command(args) -> str:
     from hsijax.configs import LEAVE_OUT
     from hsijax.experiments.leave_out import run_leave_out, write_report
@@ -532,7 +546,7 @@ def without_orbax_leftovers(hook):
 
 COMMANDS = {"demo": add_demo, "import": add_import, "prepare": add_prepare, "pretrain": add_pretrain, "map": add_map,
             "classify": add_classify, "reconstruct": add_reconstruct, "encode": add_encode, "export": add_export,
-            "study": add_study, "leave-out": add_leave_out, "grid-pca": add_grid_pca}
+            "study": add_study, "leave-out": add_leave_out, "few-label": add_few_label, "grid-pca": add_grid_pca}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

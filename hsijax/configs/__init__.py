@@ -2,7 +2,7 @@
 
 `base.get_config` holds every pretraining field with its default; `tiny`, `local`, `unseen`,
 `shipped` and `poster` change sizes, scenes and the model; `study` configures the decoder study,
-`leave_out` the leave-sensor-out evaluation.
+`leave_out` the leave-sensor-out evaluation, `few_label` the few-label study.
 `load_config` reads a file or a built-in name and applies ``--config.FIELD=VALUE`` overrides.
 """
 
@@ -16,6 +16,7 @@ from hsijax.models.networks import KINDS
 PRETRAINING = ("tiny", "local", "unseen", "poster", "shipped")  # built-in names `hsijax pretrain` takes
 STUDY = ("study",)
 LEAVE_OUT = ("leave_out",)
+FEW_LABEL = ("few_label",)
 
 
 def load_config(path_or_name: str, overrides: list[str] = (), builtins: tuple[str, ...] = PRETRAINING):

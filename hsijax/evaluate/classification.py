@@ -66,26 +66,29 @@ class ClassifySettings:
     windows: tuple[int, ...] = WINDOWS  # the spatial methods' candidate neighbourhoods
 
 
-def search_svm(train_features: np.ndarray, train_labels: np.ndarray, seed: int):
-    """scikit-learn's grid search over `SVM_GRID`, 3-fold cross-validated on the training pixels."""
+def search_svm(train_features: np.ndarray, train_labels: np.ndarray, seed: int, folds=None):
+    """scikit-learn's grid search over `SVM_GRID`, 3-fold cross-validated on the training pixels
+    (``folds``: the (fit, validate) index pairs to use instead, e.g. `cv_folds` by blocks)."""
     from sklearn.model_selection import GridSearchCV, KFold
     from sklearn.svm import SVC
 
-    folds = KFold(n_splits=min(3, len(train_labels)), shuffle=True, random_state=seed)
+    if folds is None:
+        folds = KFold(n_splits=min(3, len(train_labels)), shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tiny classes: some folds lack a class, which is fine here
         search = GridSearchCV(SVC(kernel="rbf"), SVM_GRID, cv=folds, n_jobs=1)
         return search.fit(train_features, train_labels)
 
 
-def fit_svm(train_spectra: np.ndarray, train_labels: np.ndarray, seed: int):
-    return search_svm(train_spectra, train_labels, seed).best_estimator_
+def fit_svm(train_spectra: np.ndarray, train_labels: np.ndarray, seed: int, folds=None):
+    return search_svm(train_spectra, train_labels, seed, folds).best_estimator_
 
 
-def fit_spatial_svm(features: dict[int, np.ndarray], targets: np.ndarray, train: np.ndarray, seed: int):
+def fit_spatial_svm(features: dict[int, np.ndarray], targets: np.ndarray, train: np.ndarray, seed: int,
+                    folds=None):
     """(window, SVM): the neighbourhood and C, gamma whose cross-validated accuracy on the training
     pixels is best (the smaller window on ties)."""
-    searches = {window: search_svm(f[train], targets[train], seed) for window, f in features.items()}
+    searches = {window: search_svm(f[train], targets[train], seed, folds) for window, f in features.items()}
     window = max(searches, key=lambda w: (searches[w].best_score_, -w))
     return window, searches[window].best_estimator_
 
@@ -98,16 +101,30 @@ def _folds(labels: np.ndarray, seed: int):
     return KFold(n_splits=min(3, len(labels)), shuffle=True, random_state=seed)
 
 
-def choose_head(features: np.ndarray, labels: np.ndarray, seed: int = 0):
-    """(the refitted winner, [candidate rows], cross-validated predictions of the winner's settings)."""
+def cv_folds(labels: np.ndarray, seed: int, groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The 3 (fit, validate) index pairs into the training pixels that every choice is made on:
+    stratified when each class has 3 pixels, else plain folds; with ``groups`` (the block of each
+    training pixel, `hsijax.evaluate.splits.block_split`) whole groups stay in one fold, so a
+    neighbourhood method is not chosen for what overlapping windows leak between folds."""
+    from sklearn.model_selection import GroupKFold
+
+    if groups is None:
+        return list(_folds(labels, seed).split(labels, labels))
+    count = min(3, len(np.unique(groups)))
+    return list(GroupKFold(n_splits=count, shuffle=True, random_state=seed).split(labels, labels, groups))
+
+
+def choose_head(features: np.ndarray, labels: np.ndarray, seed: int = 0, folds=None):
+    """(the refitted winner, [candidate rows], cross-validated predictions of the winner's settings);
+    ``folds``: (fit, validate) index pairs to choose on (default `cv_folds` of the labels)."""
     from sklearn.base import clone
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, cross_val_predict
     from sklearn.svm import SVC
 
-    folds = _folds(labels, seed)
+    folds = cv_folds(labels, seed) if folds is None else folds
     candidates = {"svm_rbf": (SVC(kernel="rbf"), SVM_GRID),
-                  "linear": (LogisticRegression(max_iter=3000), LINEAR_GRID)}
+                  "linear": (LogisticRegression(solver="newton-cg", max_iter=300), LINEAR_GRID)}
     rows, searches = [], {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tiny classes: folds that lack one, slow convergence
@@ -147,14 +164,15 @@ def standardised(codes: np.ndarray, valid: np.ndarray | None = None) -> tuple[np
     return (codes - mean) / scale, mean, scale
 
 
-def choose_map_head(features: dict[str, np.ndarray], labels: np.ndarray, seed: int = 0):
+def choose_map_head(features: dict[str, np.ndarray], labels: np.ndarray, seed: int = 0, folds=None):
     """(encoder name, the refitted head, [candidate rows], cross-validated predictions): `choose_head`
     for each encoder's features (the training pixels'), the best cross-validated accuracy winning
     (the first encoder on ties)."""
     best = None
     rows = []
+    folds = cv_folds(labels, seed) if folds is None else folds
     for name, values in features.items():
-        estimator, found, held_out = choose_head(values, labels, seed)
+        estimator, found, held_out = choose_head(values, labels, seed, folds)
         rows += [{"encoder": name, **row} for row in found]
         score = max(row["cross_validated_oa"] for row in found)
         if best is None or score > best[0]:

@@ -25,17 +25,19 @@ from hsijax.errors import HsijaxError
 WINDOWS = (3, 5, 7, 9)  # the candidates cross-validation chooses from, per seed
 
 
-def neighbourhood_features(image: np.ndarray, window: int) -> np.ndarray:
-    """(H, W, d) per-pixel features -> (H * W, 2 d): each pixel's features beside their mean over
-    its ``window`` x ``window`` neighbourhood, every column standardised over the scene.
+def neighbourhood_features(image: np.ndarray, window: int | tuple[int, ...]) -> np.ndarray:
+    """(H, W, d) per-pixel features -> (H * W, (1 + k) d): each pixel's features beside their mean over
+    its ``window`` x ``window`` neighbourhood (or over each of k windows, several scales at once),
+    every column standardised over the scene.
 
     Standardising puts codes and spectra on one scale, so one SVM grid serves both.
     """
-    if image.ndim != 3 or window < 1 or window % 2 == 0:
-        raise HsijaxError(f"expected an (H, W, d) image and an odd window, got {image.shape} and {window}")
+    windows = (window,) if isinstance(window, (int, np.integer)) else tuple(window)
+    if image.ndim != 3 or not windows or any(w < 1 or w % 2 == 0 for w in windows):
+        raise HsijaxError(f"expected an (H, W, d) image and odd windows, got {image.shape} and {window}")
     image = image.astype(np.float32)
-    mean = uniform_filter(image, size=(window, window, 1), mode="reflect")
-    features = np.concatenate([image, mean], axis=-1).reshape(-1, 2 * image.shape[-1])
+    means = [uniform_filter(image, size=(w, w, 1), mode="reflect") for w in windows]
+    features = np.concatenate([image, *means], axis=-1).reshape(-1, (1 + len(windows)) * image.shape[-1])
     return (features - features.mean(axis=0)) / (features.std(axis=0) + 1e-6)
 
 

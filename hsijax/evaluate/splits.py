@@ -56,3 +56,47 @@ def validation_split(labels: np.ndarray, train: np.ndarray, fraction: float,
         validate.append(members[:held])
         fit.append(members[held:])
     return np.sort(np.concatenate(fit)), np.sort(np.concatenate(validate))
+
+
+BLOCK = 8  # the spatially disjoint split's block side (pixels)
+
+
+def block_split(labels: np.ndarray, fraction: float, seed: int, block: int = BLOCK,
+                margin: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(training indices, test indices, block number of every pixel) into the flattened (H, W)
+    ``labels``: a spatially disjoint split.
+
+    Per class the same count as `stratified_split` (max(1, floor(F * n_c))), but drawn as whole
+    ``block`` x ``block`` blocks: the class's blocks are visited in a seeded random order and all of
+    the class's pixels in each are taken, the last block cut short at the count. Test pixels are the
+    labelled pixels farther than ``margin`` pixels (Chebyshev) from every training pixel, so a
+    window of radius ``margin`` around a test pixel never holds a training pixel: on a random split
+    overlapping windows carry training labels into the test set and flatter every neighbourhood
+    method. The block numbers let cross-validation on the training pixels keep whole blocks in one
+    fold (`hsijax.evaluate.classification.cv_folds`) for the same reason.
+    """
+    from scipy.ndimage import binary_dilation
+
+    if np.ndim(labels) != 2:
+        raise HsijaxError(f"a spatially disjoint split needs an (H, W) label image, got shape {np.shape(labels)}")
+    height, width = labels.shape
+    rows, columns = np.divmod(np.arange(height * width), width)
+    blocks = (rows // block) * (-(-width // block)) + columns // block
+    flat = labels.reshape(-1)
+    rng = np.random.default_rng(seed)
+    train = []
+    for label, count in training_counts(flat, fraction).items():
+        members = np.flatnonzero(flat == label)
+        order = rng.permutation(np.unique(blocks[members]))
+        rank = np.empty(blocks.max() + 1, np.int64)
+        rank[order] = np.arange(len(order))
+        by_block = members[np.argsort(rank[blocks[members]], kind="stable")]
+        train.append(by_block[:count])
+    train = np.sort(np.concatenate(train))
+    chosen = np.zeros(height * width, bool)
+    chosen[train] = True
+    near = binary_dilation(chosen.reshape(height, width), np.ones((2 * margin + 1,) * 2, bool)).reshape(-1)
+    test = np.flatnonzero((flat > 0) & ~near)
+    if len(test) == 0:
+        raise HsijaxError(f"no test pixel is farther than {margin} pixels from the training blocks")
+    return train, test, blocks

@@ -19,7 +19,8 @@ from hsijax.files import write_json_atomic
 
 SETTINGS = "experiment_config.json"
 # Fields that say where data is read from, not what is computed.
-UNCHECKED = ("pretrain.data.data_dir", "pretrain.data.rebuild", "pretrain.data.source_dir")
+UNCHECKED = ("pretrain.data.data_dir", "pretrain.data.rebuild", "pretrain.data.source_dir", "data.data_dir",
+             "data.rebuild", "data.source_dir")
 
 
 def flat(config: Mapping, prefix: str = "") -> dict:
