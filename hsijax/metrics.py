@@ -35,12 +35,20 @@ def per_band_ssim(original: np.ndarray, reconstruction: np.ndarray) -> np.ndarra
 
 
 def classification_scores(truth: np.ndarray, predicted: np.ndarray) -> dict:
-    """{"oa", "aa", "kappa", "per_class": {label: accuracy}} over the classes present in ``truth``."""
+    """{"oa", "aa", "kappa", "per_class": {label: accuracy}}: OA over every pixel, per-class accuracy
+    (and their mean, AA) over the classes present in ``truth``.
+
+    The confusion matrix counts the predicted classes too: given only the true classes, scikit-learn
+    drops every pixel predicted as a class the test pixels lack, which flattered OA whenever a split
+    leaves a class without test pixels (a spatially disjoint split can).
+    """
     classes = np.unique(truth)
     from sklearn.metrics import cohen_kappa_score, confusion_matrix  # here: importing scikit-learn takes a second
 
-    matrix = confusion_matrix(truth, predicted, labels=classes)
-    per_class = matrix.diagonal() / matrix.sum(axis=1)
+    every = np.union1d(classes, np.unique(predicted))
+    matrix = confusion_matrix(truth, predicted, labels=every)
+    rows = np.searchsorted(every, classes)
+    per_class = matrix.diagonal()[rows] / matrix.sum(axis=1)[rows]
     return {
         "oa": float(matrix.diagonal().sum() / matrix.sum()),
         "aa": float(per_class.mean()),

@@ -33,8 +33,12 @@ def test_demo_runs_end_to_end_and_writes_its_report(tmp_path):
     assert f"MPSNR {shipped['reconstruction']['mpsnr_db']:.2f} dB" in result.stdout
     markdown = (tmp_path / "report.md").read_text()
     for figure in ("reconstruction/false_colour.png", "reconstruction/per_band_psnr.png",
-                   "reconstruction/spectra.png", "classification/classification_maps.png"):
+                   "reconstruction/spectra.png", "classification/classification_maps.png", "map/map.png"):
         assert f"]({figure})" in markdown and (tmp_path / figure).is_file()
+    assert markdown.rstrip().endswith("![the map](map/map.png)")  # the demo ends on the user's map
+    land_cover = report["map"]
+    assert land_cover["training_pixels"] == 505 and 0.3 < land_cover["oa"] <= 1
+    assert (tmp_path / "map" / "map.tif").is_file() and (tmp_path / "map" / "classifier").is_dir()
     assert (tmp_path / "model" / "state").is_dir()  # usable as --checkpoint
     hidden = [p for p in tmp_path.rglob(".*")]
     assert not hidden, hidden  # no temporary files left

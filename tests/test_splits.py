@@ -74,3 +74,11 @@ def test_scores_by_hand():
     p_e = (4 * 5 + 2 * 3 + 4 * 2) / 100
     assert scores["kappa"] == pytest.approx((0.7 - p_e) / (1 - p_e))
     assert mean_and_std([0.5, 0.7]) == pytest.approx({"mean": 0.6, "std": np.std([0.5, 0.7], ddof=1)})
+
+
+def test_a_class_the_test_pixels_lack_counts_as_an_error():
+    """A prediction of a class absent from the test pixels is wrong, not dropped (scikit-learn's
+    confusion matrix over the true classes alone drops it, and OA came out 2/2 here)."""
+    scores = classification_scores(np.array([1, 1, 2]), np.array([1, 3, 3]))
+    assert scores["oa"] == pytest.approx(1 / 3) and scores["per_class"] == {1: 0.5, 2: 0.0}
+    assert scores["aa"] == pytest.approx(0.25)
