@@ -128,3 +128,47 @@ def test_the_encoding_rate_is_the_benchmark():
     compilations = measured["compilations_for_14_poster_band_counts"]
     assert f"{compilations['poster']} programs for the poster's 14 band counts" in text
     assert f"({compilations['pretrained']} programs for those 14 band counts" in text
+
+
+FEW_LABEL = ROOT / "docs" / "few_label" / "README.md"  # hsijax few-label
+FEW_LABEL_COLUMNS = (("indian_pines", 0), ("indian_pines", 1), ("houston2018", 0), ("houston2018", 1),
+                     ("houston2013", 0), ("houston2013", 1))  # (scene, fraction: 0 = 1 %, 1 = 5 %)
+
+
+def few_label_oa(section: str, scene: str, method: str, fraction: int, split: str | None = None) -> str:
+    """The OA cell of ``method`` (its title's start) for ``scene`` in a section of the few-label page."""
+    text = FEW_LABEL.read_text()
+    block = text[text.index(section):]
+    block = block[block.index(f"### {scene}\n"):]
+    following = block.find("\n### ", 5)
+    block = block if following < 0 else block[:following]
+    if split:
+        block = block[block.index(split):]
+    return table_row(block, method)[1 + 2 * fraction]
+
+
+def few_label_rows() -> dict[str, list[str]]:
+    """{the README's row: the page's cells for each column (blank where the page has none)}."""
+    per_pixel, spatial = "## Per pixel, random split", "## With spatial context"
+    random_split, blocks = "random per-class split:", "spatially disjoint split"
+    rows = {
+        "per pixel: `hsijax map`": (per_pixel, "**`hsijax map`**", None, 6),
+        "per pixel: RBF SVM on the spectra": (per_pixel, "RBF SVM on spectra", None, 6),
+        "per pixel: the poster's CNN": (per_pixel, "the poster's CNN, fine-tuned", None, 2),
+        "spatial, random split: codes": (spatial, "codes + window means, SVM, majority", random_split, 4),
+        "spatial, random split: the same on spectra": (spatial, "spectra + window means, SVM, majority", random_split, 4),
+        "spatial, disjoint blocks: codes": (spatial, "codes + window means, SVM, majority", blocks, 4),
+        "spatial, disjoint blocks: the same on spectra": (spatial, "spectra + window means, SVM, majority", blocks, 4),
+    }
+    return {readme: [few_label_oa(section, scene, method, fraction, split) if index < columns else ""
+                     for index, (scene, fraction) in enumerate(FEW_LABEL_COLUMNS)]
+            for readme, (section, method, split, columns) in rows.items()}
+
+
+def test_the_few_label_table_is_the_few_label_page():
+    text = README.read_text()
+    for first_cell, cells in few_label_rows().items():
+        assert table_row(text, first_cell)[1:7] == cells, first_cell
+    page = FEW_LABEL.read_text()
+    gain = table_row(page[page.index("### indian_pines"):], "**`hsijax map`**")[2].split(" ± ")[0]
+    assert f"Indian Pines at 1 %: {gain} points over the SVM" in " ".join(text.split())

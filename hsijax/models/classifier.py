@@ -10,7 +10,10 @@ reaches the basis through it. A network that needs band centres refuses a classi
 from a workdir, a checkpoint directory, one step's directory or a shipped model's name: the
 checkpoint carries its network config.
 
-`hsijax.train.fine_tune` trains all of it, encoder included.
+`hsijax.train.fine_tune` trains all of it, encoder included. Off by default (the same parameters,
+the same logits): a fixed standardisation of the code and dropout before the head, used by
+`hsijax.train.fine_tune.fine_tune_refit`, whose predictions go through `predict(...,
+standardisation=...)`; `codes` gives the encoder's codes.
 """
 
 from __future__ import annotations
@@ -45,8 +48,16 @@ class SpectralClassifier(nn.Module):
             check_wavelengths(self.wavelengths, self.band_count)
 
     @nn.compact
-    def __call__(self, spectra):
-        """(N, B) padded, normalised spectra -> (N, num_classes) logits."""
+    def __call__(self, spectra, code_mean=None, code_scale=None, dropout_rate: float = 0.0,
+                 deterministic: bool = True, return_code: bool = False):
+        """(N, B) padded, normalised spectra -> (N, num_classes) logits.
+
+        Optional, all off by default (the plain classifier, the same parameters): the head sees
+        ``(code - code_mean) / code_scale``, a fixed affine that is not a parameter (see
+        `hsijax.train.fine_tune.fine_tune_refit`); ``dropout_rate`` > 0 drops code entries before
+        the head unless ``deterministic`` (needs a ``"dropout"`` rng); ``return_code`` returns the
+        encoder's code (N, code_width) itself, before any of that.
+        """
         self.check()
         rows, length = spectra.shape
         encoder = encoder_module(self.config, name="encoder")
@@ -60,6 +71,12 @@ class SpectralClassifier(nn.Module):
                 padded = pad_wavelengths(self.wavelengths, self.band_count, length)  # padded like the spectra
                 wavelengths = jnp.broadcast_to(jnp.asarray(padded, jnp.float32), (rows, length))
             code = encoder(spectra, band_count, wavelengths)
+        if return_code:
+            return code
+        if code_mean is not None:
+            code = (code - code_mean) / code_scale
+        if dropout_rate > 0:
+            code = nn.Dropout(dropout_rate, deterministic=deterministic)(code)
         hidden = nn.gelu(nn.Dense(HEAD_WIDTH, name="head_hidden")(code))
         return nn.Dense(self.num_classes, name="head_out")(hidden)
 
@@ -97,9 +114,25 @@ def _compiled_init(classifier: SpectralClassifier):
     return jax.jit(lambda key: classifier.init(key, jnp.zeros((1, length), jnp.float32)))
 
 
-def predict(classifier: SpectralClassifier, variables, spectra: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Class indices (N,) for (N, B) spectra, in fixed-size chunks (one compilation per bucket)."""
-    apply = _predict_fn(classifier)
+def predict(classifier: SpectralClassifier, variables, spectra: np.ndarray, chunk: int = 4096,
+            standardisation: tuple | None = None) -> np.ndarray:
+    """Class indices (N,) for (N, B) spectra, in fixed-size chunks (one compilation per bucket).
+    ``standardisation`` = (code mean, code scale): the fixed affine before the head (see `__call__`)."""
+    if standardisation is None:
+        apply = _predict_fn(classifier)
+    else:
+        mean, scale = (jnp.asarray(value, jnp.float32) for value in standardisation)
+        apply = functools.partial(_standardised_predict_fn(classifier), mean=mean, scale=scale)
+    return _chunked(apply, variables, spectra, chunk, np.zeros((0,), np.int32))
+
+
+def codes(classifier: SpectralClassifier, variables, spectra: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """The encoder's codes (N, code_width) of (N, B) spectra, chunked like `predict`."""
+    return _chunked(_codes_fn(classifier), variables, spectra, chunk,
+                    np.zeros((0, classifier.config.code_width), np.float32))
+
+
+def _chunked(apply, variables, spectra: np.ndarray, chunk: int, empty: np.ndarray) -> np.ndarray:
     chunk = min(chunk, 1 << max(0, len(spectra) - 1).bit_length())  # small sets: a small power of two
     out = []
     for start in range(0, len(spectra), chunk):
@@ -107,9 +140,20 @@ def predict(classifier: SpectralClassifier, variables, spectra: np.ndarray, chun
         padded = np.zeros((chunk, part.shape[1]), np.float32)
         padded[: len(part)] = part
         out.append(np.asarray(apply(variables, padded))[: len(part)])
-    return np.concatenate(out) if out else np.zeros((0,), np.int32)
+    return np.concatenate(out) if out else empty
 
 
 @functools.lru_cache(maxsize=None)
 def _predict_fn(classifier: SpectralClassifier):
     return jax.jit(lambda variables, spectra: classifier.apply(variables, spectra).argmax(axis=-1))
+
+
+@functools.lru_cache(maxsize=None)
+def _standardised_predict_fn(classifier: SpectralClassifier):
+    return jax.jit(lambda variables, spectra, mean, scale:
+                   classifier.apply(variables, spectra, mean, scale).argmax(axis=-1))
+
+
+@functools.lru_cache(maxsize=None)
+def _codes_fn(classifier: SpectralClassifier):
+    return jax.jit(lambda variables, spectra: classifier.apply(variables, spectra, return_code=True))
