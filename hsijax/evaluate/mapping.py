@@ -262,13 +262,13 @@ def map_figure(class_map: np.ndarray, classes, names: dict[int, str], path: Path
     colours = [np.array(table.get(v, (0, 0, 0, 0))) / 255 for v in range(top + 1)]
     height, width = class_map.shape
     side = max(height, width)
-    figure, axis = plt.subplots(figsize=(min(12, 3 + 7 * width / side), min(10, 1 + 7 * height / side)))
+    figure, axis = plt.subplots(figsize=(min(12, 3 + 7 * width / side), min(10, 1 + 7 * height / side)),
+                                layout="constrained")  # room for the legend beside the map
     axis.imshow(class_map, cmap=ListedColormap(colours), vmin=-0.5, vmax=top + 0.5, interpolation="nearest")
     axis.axis("off")
     handles = [Patch(color=colours[int(v)], label=f"{int(v)}: {names[int(v)]}" if int(v) in names else str(int(v)))
                for v in classes]
-    axis.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
-    figure.tight_layout()
+    figure.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
     return save_atomic(figure, path)
 
 
@@ -377,7 +377,7 @@ def make_map(options: ImportOptions, out, labels_path: Path | None = None, label
 
         matrix = confusion_matrix(truth, held_out, labels=list(classes))
         counts = {c: int((truth == c).sum()) for c in classes}
-        chosen = kind
+        chosen = f"{kind} head on the {encoder} codes"
         oa = next(row["cross_validated_oa"] for row in rows if row["head"] == kind and row["encoder"] == encoder)
         record = {"checkpoint": str(checkpoint), "labels": str(labels_path), "candidates": rows, "chosen": kind,
                   "encoder": encoder, "held_out_folds": scores, "training_pixels": counts}
