@@ -10,6 +10,10 @@
 #   HSIJAX_JAX          what to install for JAX (default 'jax[tpu]'; 'jax[cuda12]' on a GPU VM; '' none)
 #   HSIJAX_VENV_ARGS    extra `python -m venv` arguments (the test: --system-site-packages)
 #   HSIJAX_PIP_ARGS     extra `pip install` arguments (the test: --no-deps --no-index --no-build-isolation)
+#   HSIJAX_VERSIONS     a file in the bucket (the launcher: WORKDIR/versions.txt) that pins JAX: when it
+#                       exists, setup installs exactly the versions it lists (jax==X jaxlib==Y libtpu==Z)
+#                       instead of HSIJAX_JAX; when not, setup installs HSIJAX_JAX and writes the installed
+#                       versions there (gcloud storage), so a resumed run gets the same JAX
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command=${1:?usage: worker.sh setup | pretrain ARGS...}
@@ -29,10 +33,37 @@ setup() {
   fi
   # shellcheck disable=SC2086  # the settings are lists of words
   "$python" -m venv ${HSIJAX_VENV_ARGS:-} .venv
+  local jax=${HSIJAX_JAX-'jax[tpu]'} pins=""
+  if [[ -n ${HSIJAX_VERSIONS:-} ]] && pins=$(gcloud storage cat "$HSIJAX_VERSIONS" 2>/dev/null) && [[ -n $pins ]]; then
+    jax=$(echo $pins)  # one line: jax==X jaxlib==Y libtpu==Z
+    echo "worker: installing the versions recorded in $HSIJAX_VERSIONS: $jax" >&2
+  else
+    pins=""
+  fi
   # shellcheck disable=SC2086
-  .venv/bin/python -m pip install --quiet ${HSIJAX_PIP_ARGS:-} -e '.[gcs]' ${HSIJAX_JAX-'jax[tpu]'}
+  .venv/bin/python -m pip install --quiet ${HSIJAX_PIP_ARGS:-} -e '.[gcs]' $jax
   .venv/bin/hsijax --help > /dev/null
+  if [[ -n ${HSIJAX_VERSIONS:-} && -z $pins ]]; then
+    record_versions "$HSIJAX_VERSIONS"
+  fi
   echo "worker: hsijax installed with $(.venv/bin/python --version)"
+}
+
+# The installed JAX, one `NAME==VERSION` a line, to the bucket beside the checkpoints (every worker
+# writes the same file: they install at the same time from the same index).
+record_versions() {
+  local versions
+  versions=$(mktemp)
+  .venv/bin/python -c '
+import importlib.metadata as metadata
+for name in ("jax", "jaxlib", "libtpu", "libtpu-nightly"):
+    try:
+        print(f"{name}=={metadata.version(name)}")
+    except metadata.PackageNotFoundError:
+        pass' > "$versions"
+  gcloud storage cp --quiet "$versions" "$1"
+  echo "worker: recorded $(tr '\n' ' ' < "$versions")in $1" >&2
+  rm -f "$versions"
 }
 
 # `hsijax pretrain` exits 0 after a preemption notice (SIGTERM: it saved a checkpoint and stopped),
