@@ -56,13 +56,14 @@ class Networks:
     """What the end-to-end methods need beyond the scene's features."""
 
     poster: object  # the poster CNN's Model
-    settings: ClassifySettings
+    settings: ClassifySettings  # the poster CNN's training
+    fine_tune: dict  # ``fine_tuned``'s steps and learning rate
 
 
 def run_network(method: str, features: few.SceneFeatures, split: few.Split, networks: Networks) -> few.Result:
     settings = networks.settings
     if method == "fine_tuned":
-        return fine_tuned(features, split, settings)
+        return fine_tuned(features, split, settings.validation_fraction, **networks.fine_tune)
     model = networks.poster
     padded, _ = pad_to_bucket(features.spectra, model.config.buckets)
     predicted, step = run_method("pretrained" if method == "poster_cnn" else "scratch", settings, model,
@@ -72,7 +73,8 @@ def run_network(method: str, features: few.SceneFeatures, split: few.Split, netw
     return predicted, {"step": step, "fitted_pixels": int(len(fit))}
 
 
-def fine_tuned(features: few.SceneFeatures, split: few.Split, settings: ClassifySettings) -> few.Result:
+def fine_tuned(features: few.SceneFeatures, split: few.Split, validation_fraction: float, steps: int,
+               learning_rate: float) -> few.Result:
     """The shared code's network and a head, fine-tuned with `fine_tune_refit`: the step count chosen
     on a quarter of each class's training pixels, then refitted on all of them; the codes the head
     sees standardised over every pixel of the scene (label-free)."""
@@ -81,13 +83,12 @@ def fine_tuned(features: few.SceneFeatures, split: few.Split, settings: Classify
 
     model = features.pretrained
     padded, _ = pad_to_bucket(features.spectra, model.config.buckets)
-    fit, validate = validation_split(features.labels, split.train, settings.validation_fraction, split.seed)
+    fit, validate = validation_split(features.labels, split.train, validation_fraction, split.seed)
     classifier, variables = network_for("pretrained", model, len(features.classes), split.seed,
                                         features.spectra.shape[-1], features.wavelengths)
     tuned = fine_tune_refit(classifier, variables, padded[split.train], features.targets[split.train],
                             np.searchsorted(split.train, fit), np.searchsorted(split.train, validate),
-                            seed=split.seed, all_spectra=padded, steps=settings.steps,
-                            learning_rate=settings.learning_rate)
+                            seed=split.seed, all_spectra=padded, steps=steps, learning_rate=learning_rate)
     return features.classes[tuned.predict(padded)], {"step": tuned.best_step, "fitted_pixels": int(len(split.train))}
 
 
@@ -153,7 +154,7 @@ def run_few_label(config, workdir, progress: bool = True) -> None:
                             networks = Networks(load_model(config.poster_checkpoint), ClassifySettings(
                                 steps=config.network.steps, learning_rate=config.network.learning_rate,
                                 validation_fraction=config.network.validation_fraction,
-                                eval_every=config.network.eval_every))
+                                eval_every=config.network.eval_every), dict(config.fine_tune))
                         run_seeds(config, features[name], kind, fraction, method, networks, path, progress)
 
 
