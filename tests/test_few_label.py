@@ -89,7 +89,7 @@ def synthetic_features():
                               load_model("pretrained"))
 
 
-@pytest.mark.parametrize("method", ["svm", "map", "label_spreading", "spatial_codes", "map_smoothed"])
+@pytest.mark.parametrize("method", ["map", "label_spreading", "spatial_codes_smoothed"])
 def test_test_labels_choose_nothing(synthetic_features, method):
     """Scrambling every test pixel's label changes no prediction: the method chose on training pixels."""
     features = synthetic_features
