@@ -108,15 +108,21 @@ def describe(args) -> list[str]:
     return tpu(args, "describe", args.name, "--format=value(state)")
 
 
-def vm_state(args) -> str | None:
-    """The VM's state (READY, PREEMPTED, ...), or None when there is none (or in a dry run)."""
-    print("+", shlex.join(describe(args)), flush=True)
+def state_of(args, command: list[str], show: bool = True) -> str | None:
+    """What a ``describe`` command prints (a state), or None when the thing is not there (or in a dry run)."""
+    if show:
+        print("+", shlex.join(command), flush=True)
     if args.dry_run:
         return None
-    result = subprocess.run(describe(args), capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:  # NOT_FOUND
         return None
     return result.stdout.strip() or None
+
+
+def vm_state(args) -> str | None:
+    """The VM's state (READY, PREEMPTED, ...), or None when there is none (or in a dry run)."""
+    return state_of(args, describe(args))
 
 
 def create(args, state: str | None) -> list[list[str]]:
@@ -147,14 +153,7 @@ def describe_queued(args) -> list[str]:
 def queued_state(args, show: bool = True) -> str | None:
     """The queued resource's state (WAITING_FOR_RESOURCES, ACTIVE, SUSPENDED, ...), or None when
     there is none (or in a dry run)."""
-    if show:
-        print("+", shlex.join(describe_queued(args)), flush=True)
-    if args.dry_run:
-        return None
-    result = subprocess.run(describe_queued(args), capture_output=True, text=True)
-    if result.returncode != 0:  # NOT_FOUND
-        return None
-    return result.stdout.strip() or None
+    return state_of(args, describe_queued(args), show)
 
 
 def create_queued(args, state: str | None) -> list[list[str]]:
