@@ -89,7 +89,7 @@ def synthetic_features():
                               load_model("pretrained"))
 
 
-@pytest.mark.parametrize("method", ["map", "label_spreading", "spatial_codes_smoothed"])
+@pytest.mark.parametrize("method", ["map", "label_spreading", "self_training", "spatial_codes_smoothed"])
 def test_test_labels_choose_nothing(synthetic_features, method):
     """Scrambling every test pixel's label changes no prediction: the method chose on training pixels."""
     features = synthetic_features
@@ -106,6 +106,55 @@ def test_test_labels_choose_nothing(synthetic_features, method):
     assert np.array_equal(predicted, again)
     truth = features.labels[split.test]
     assert np.mean(predicted[split.test] == truth) > 0.5  # and it learned something
+
+
+def test_self_training_adds_per_class_at_most_as_many_pseudo_labels_as_it_has_labels_each_round(
+        synthetic_features):
+    from sklearn.linear_model import LogisticRegression
+
+    class Recording(LogisticRegression):
+        sizes: list = []
+
+        def fit(self, values, targets):
+            Recording.sizes.append(np.bincount(targets, minlength=4))
+            return super().fit(values, targets)
+
+    features = synthetic_features
+    split = few.make_split(features, "random", 0.05, seed=0)
+    values, targets = features.codes[few.CHECKPOINT], features.targets
+    few._self_train(Recording(max_iter=300), values, targets, split.train, 2)
+    labelled = np.bincount(targets[split.train], minlength=4)
+    first, second, third = Recording.sizes
+    assert np.array_equal(first, labelled)  # round 0: the training pixels alone
+    assert np.all(second <= 2 * labelled) and np.all(third <= 3 * labelled) and third.sum() > second.sum() > first.sum()
+    plain = LogisticRegression(max_iter=300)
+    assert np.array_equal(few._self_train(plain, values, targets, split.train, 0).predict(values),
+                          plain.fit(values[split.train], targets[split.train]).predict(values))
+    _, choice = few.self_training(features, split)
+    assert choice["rounds"] in few.SELF_TRAINING_ROUNDS and choice["encoder"] in features.map_encoders
+
+
+def test_the_patch_cnn_learns_from_training_pixels_only_and_is_reproducible(synthetic_features):
+    """A few steps of `hsijax.evaluate.patch_cnn` on the synthetic scene: better than chance, the same
+    for a seed, unchanged when every test label is scrambled (the step is chosen on a training fold)."""
+    from hsijax.evaluate.patch_cnn import fit_patch_cnn
+
+    features = synthetic_features
+    split = few.make_split(features, "random", 0.2, seed=0)
+    values = features.codes[few.CHECKPOINT]
+
+    def fit(targets):
+        return fit_patch_cnn(values, features.shape, targets, len(features.classes), split.train, split.folds[0],
+                             seed=0, steps=60)
+
+    first = fit(features.targets)
+    assert first.predicted.shape == (features.shape[0] * features.shape[1],)
+    assert [step for step, _ in first.history] == [50, 60] and first.best_step in (50, 60)
+    assert np.mean(first.predicted[split.test] == features.targets[split.test]) > 0.5
+    scrambled = features.targets.copy()
+    scrambled[split.test] = np.random.default_rng(0).permutation(scrambled[split.test])
+    again = fit(scrambled)
+    assert np.array_equal(first.predicted, again.predicted) and first.history == again.history
 
 
 @pytest.mark.full

@@ -119,3 +119,24 @@ def test_another_seed_compiles_nothing(tuned):
         other = fine_tune_refit(CLASSIFIER, CLASSIFIER.init_variables(1), SPECTRA, LABELS, FIT, VALIDATE, seed=1,
                                 all_spectra=SCENE, **SETTINGS)
     assert compiled() == 0 and 1 <= other.best_step <= 37
+
+
+def test_an_ensemble_over_seeds_shares_the_step_and_averages_its_members(tuned):
+    """``members=3``: one step choice, three refits; the first is the single run's, the others differ,
+    and a prediction is the class of the members' mean softmax probabilities."""
+    from hsijax.models.classifier import probabilities
+
+    ensemble = fine_tune_refit(CLASSIFIER, CLASSIFIER.init_variables(0), SPECTRA, LABELS, FIT, VALIDATE, seed=0,
+                               all_spectra=SCENE, members=3, **SETTINGS)
+    assert ensemble.best_step == tuned.best_step and len(ensemble.ensemble) == 2
+    for a, b in zip(jax.tree.leaves(ensemble.variables), jax.tree.leaves(tuned.variables)):
+        np.testing.assert_array_equal(a, b)
+    first, *others = (jax.tree.leaves(v)[0] for v in (ensemble.variables, *ensemble.ensemble))
+    assert all(not np.allclose(first, other) for other in others)
+    spectra, labels = separable(90, seed=2)
+    standardisation = (ensemble.code_mean, ensemble.code_scale)
+    mean = np.mean([probabilities(CLASSIFIER, v, spectra, standardisation=standardisation)
+                    for v in (ensemble.variables, *ensemble.ensemble)], axis=0)
+    np.testing.assert_allclose(mean.sum(-1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(ensemble.predict(spectra), mean.argmax(-1))
+    assert np.mean(ensemble.predict(spectra) == labels) > 0.9

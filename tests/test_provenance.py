@@ -127,6 +127,29 @@ def test_an_experiment_resumed_with_other_settings_is_refused(tmp_path, capsys, 
     assert sorted(p.name for p in workdir.iterdir()) == [SETTINGS]  # nothing ran
 
 
+def test_a_growing_method_list_may_gain_entries_but_not_lose_or_rename_them(tmp_path):
+    """The few-label study extended by a method runs only that method; its other settings still bind."""
+    import json
+
+    import ml_collections
+
+    from hsijax.errors import HsijaxError
+    from hsijax.experiments.settings import SETTINGS, check_settings
+
+    def config(methods: str, seeds: int = 5):
+        return ml_collections.ConfigDict({"per_pixel": methods, "seeds": seeds})
+
+    check_settings(tmp_path, config("svm,map"), "hsijax few-label", growing=("per_pixel",))
+    check_settings(tmp_path, config("svm,map,self_training"), "hsijax few-label", growing=("per_pixel",))
+    assert json.loads((tmp_path / SETTINGS).read_text())["per_pixel"] == "svm,map,self_training"
+    for other, field in ((config("svm"), "per_pixel"), (config("svm,mapp,self_training"), "per_pixel"),
+                         (config("svm,map,self_training,x", seeds=3), "seeds")):
+        with pytest.raises(HsijaxError, match=f"other settings \\({field}: "):
+            check_settings(tmp_path, other, "hsijax few-label", growing=("per_pixel",))
+    with pytest.raises(HsijaxError, match="per_pixel"):  # not growing: any change is another run
+        check_settings(tmp_path, config("svm,map,self_training,x"), "hsijax few-label")
+
+
 def test_a_workdir_that_records_no_settings_is_kept_with_one_line(tmp_path, capsys):
     from hsijax.configs import LEAVE_OUT, load_config
     from hsijax.experiments.settings import SETTINGS, check_settings

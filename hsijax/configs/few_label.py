@@ -4,7 +4,8 @@
 
 Scenes: Indian Pines (the poster's), Houston 2018 (CASI, its 0.5-m labels brought to the 1-m image by
 block majority) and the 2,832 Houston 2013 training spectra (CASI, spectra without an image: per pixel
-only). Each seed draws one split per fraction, and every method runs on that same split (paired).
+only). Methods may be added to ``per_pixel`` and ``spatial`` and the study run again in its workdir:
+only the new ones run. Each seed draws one split per fraction, and every method runs on that same split (paired).
 Splits: ``random``, the poster's per-class rule; ``blocks``, the spatially disjoint one (training
 pixels from whole 8 x 8 blocks, test pixels beyond the largest window's radius from them), for the
 spatial methods and the per-pixel baselines beside them.
@@ -36,9 +37,10 @@ def get_config():
     config.splits = "random,blocks"
     # Per pixel, on the random split (names: hsijax.evaluate.methods and the networks below).
     config.per_pixel = ("svm,linear_codes,svm_codes,svm_grid_pca_8,svm_grid_pca_24,svm_grid_pca_32,svm_scene_pca,"
-                        "map,label_spreading,poster_cnn,scratch,fine_tuned")
+                        "map,label_spreading,self_training,poster_cnn,scratch,fine_tuned,fine_tuned_ensemble")
     # With spatial context, on both splits, beside the per-pixel `baselines`; images only.
-    config.spatial = "spatial_svm,spatial_codes,svm_smoothed,map_smoothed,spatial_svm_smoothed,spatial_codes_smoothed"
+    config.spatial = ("spatial_svm,spatial_codes,svm_smoothed,map_smoothed,spatial_svm_smoothed,spatial_codes_smoothed,"
+                      "cnn_spectra,cnn_codes")
     config.baselines = "svm,map"
 
     # The poster's CNN (poster_cnn, scratch) trains on these scenes only: 2-4 minutes a run on this

@@ -20,6 +20,10 @@ Per pixel (the poster's setting):
   with the best cross-validated accuracy (`choose_map_head`);
 - ``label_spreading``: scikit-learn's label spreading over a k-nearest-neighbour graph of every
   pixel's codes (the map's encoder), the scene's unlabelled pixels carrying the labels along;
+- ``self_training``: the map's encoder and head, refitted with pseudo-labels of the scene's own
+  unlabelled pixels: each round adds, per class, as many of the pixels predicted most confidently
+  as that class (the margin between the two best decision values) as it has training pixels; the
+  number of rounds (`SELF_TRAINING_ROUNDS`, 0 = ``map`` itself) chosen by cross-validation;
 - ``poster_cnn``, ``scratch``, ``fine_tuned``: networks trained end to end, see
   `hsijax.evaluate.classification.run_method` and `hsijax.train.fine_tune`.
 
@@ -28,7 +32,10 @@ With spatial context (reported apart, `hsijax.evaluate.spatial`):
   their means over one window or several (`SPATIAL_WINDOWS`, chosen by cross-validation), RBF SVM;
 - ``svm_smoothed``, ``map_smoothed``, ``spatial_svm_smoothed``, ``spatial_codes_smoothed``: the map of
   ``svm`` / ``map`` / ``spatial_*`` under a majority filter of a size chosen by cross-validation (each
-  fold's classifier maps the scene, the filtered map is scored on the fold's held-out pixels).
+  fold's classifier maps the scene, the filtered map is scored on the fold's held-out pixels);
+- ``cnn_codes``, ``cnn_spectra``: a small 2-D convolutional network on 9 x 9 patches of the codes
+  (the encoder `map` chooses) or of the spectra (`hsijax.evaluate.patch_cnn`), its step count
+  chosen on the first fold's held-out pixels, then refitted on all training pixels.
 """
 
 from __future__ import annotations
@@ -216,6 +223,74 @@ def label_spreading(features: SceneFeatures, split: Split) -> Result:
         "encoder": encoder, "settings": best, "cross_validated_oa": max(scores)}
 
 
+SELF_TRAINING_ROUNDS = (0, 2, 4)
+
+
+def _self_train(head, values: np.ndarray, targets: np.ndarray, known: np.ndarray, rounds: int):
+    """``head`` (settings chosen) refitted ``rounds`` times, each time with more pseudo-labelled
+    pixels from outside ``known`` (see the module docstring); returns the last fit."""
+    from sklearn.base import clone
+
+    pixels, labels = np.asarray(known), targets[known]
+    per_class = np.bincount(labels)
+    model = clone(head).fit(values[pixels], labels)
+    pool = np.setdiff1d(np.arange(len(values)), pixels)
+    for _ in range(rounds):
+        if len(pool) == 0:
+            break
+        scores = model.decision_function(values[pool])
+        if scores.ndim == 1:  # two classes: one decision value
+            scores = np.stack([-scores, scores], axis=1)
+        ranked = np.sort(scores, axis=1)
+        margin = ranked[:, -1] - ranked[:, -2]
+        predicted = model.classes_[scores.argmax(1)]
+        chosen = []
+        for label in np.unique(predicted):
+            candidates = np.flatnonzero(predicted == label)
+            count = per_class[label] if label < len(per_class) else 0
+            chosen.append(candidates[np.argsort(-margin[candidates], kind="stable")[:count]])
+        chosen = np.concatenate(chosen)
+        pixels, labels = np.concatenate([pixels, pool[chosen]]), np.concatenate([labels, predicted[chosen]])
+        pool = np.delete(pool, chosen)
+        model = clone(head).fit(values[pixels], labels)
+    return model
+
+
+def self_training(features: SceneFeatures, split: Split) -> Result:
+    encoder, head, _, _ = _map_choice(features, split)
+    values, targets = features.codes[encoder], features.targets
+    scores = {}
+    for rounds in SELF_TRAINING_ROUNDS:
+        accuracy = [np.mean(_self_train(head, values, targets, split.train[fit], rounds).predict(
+            values[split.train[held]]) == targets[split.train[held]]) for fit, held in split.folds]
+        scores[rounds] = float(np.mean(accuracy))
+    rounds = max(scores, key=lambda r: (scores[r], -r))
+    model = _self_train(head, values, targets, split.train, rounds)
+    return features.classes[model.predict(values)], {
+        "encoder": encoder, "head": type(head).__name__, "rounds": rounds, "cross_validated_oa": scores[rounds]}
+
+
+def _patch_cnn(features: SceneFeatures, split: Split, source: str) -> Result:
+    from hsijax.evaluate.patch_cnn import fit_patch_cnn
+
+    _needs_image(features, f"cnn_{source}")
+    name = "spectra" if source == "spectra" else _map_choice(features, split)[0]
+    values = features.spectra if source == "spectra" else features.codes[name]
+    fitted = fit_patch_cnn(values, features.shape, features.targets, len(features.classes), split.train,
+                           split.folds[0], split.seed)
+    held_out = dict(fitted.history).get(fitted.best_step)
+    return features.classes[fitted.predicted], {"features": name, "step": fitted.best_step,
+                                                "held_out_oa": held_out}
+
+
+def cnn_codes(features: SceneFeatures, split: Split) -> Result:
+    return _patch_cnn(features, split, "codes")
+
+
+def cnn_spectra(features: SceneFeatures, split: Split) -> Result:
+    return _patch_cnn(features, split, "spectra")
+
+
 def _spatial_choice(features: SceneFeatures, split: Split, source: str):
     """(score, features name, windows, fitted SVM, windowed features of every pixel): the windows
     (`SPATIAL_WINDOWS`) and C, gamma with the best cross-validated accuracy, the first candidate on
@@ -319,6 +394,7 @@ PER_PIXEL: dict[str, Callable[[SceneFeatures, Split], Result]] = {
     "svm_scene_pca": svm_scene_pca,
     "map": map_method,
     "label_spreading": label_spreading,
+    "self_training": self_training,
 }
 SPATIAL: dict[str, Callable[[SceneFeatures, Split], Result]] = {
     "spatial_svm": spatial_svm,
@@ -327,6 +403,8 @@ SPATIAL: dict[str, Callable[[SceneFeatures, Split], Result]] = {
     "map_smoothed": map_smoothed,
     "spatial_svm_smoothed": spatial_svm_smoothed,
     "spatial_codes_smoothed": spatial_codes_smoothed,
+    "cnn_spectra": cnn_spectra,
+    "cnn_codes": cnn_codes,
 }
 # The disjoint split's margin: the largest window's radius. A smoothed spatial method looks up to the
 # largest filter's radius (4) further; a margin of both (14) would leave Indian Pines at 5 % with 843

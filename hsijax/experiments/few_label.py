@@ -16,7 +16,10 @@ The networks trained end to end:
 - ``scratch``: the same architecture from random weights, trained the same way;
 - ``fine_tuned``: the shared code's network (``checkpoint``) fine-tuned with standardised codes,
   weight decay, dropout, label smoothing and spectral augmentation, the step count chosen on
-  validation pixels and then refitted on all training pixels (`hsijax.train.fine_tune.fine_tune_refit`).
+  validation pixels and then refitted on all training pixels (`hsijax.train.fine_tune.fine_tune_refit`);
+- ``fine_tuned_ensemble``: an ensemble over seeds of ``fine_tuned``: the same step count, then
+  `ENSEMBLE_MEMBERS` refits with their own batches, dropout and augmentation (the first is
+  ``fine_tuned``'s), their softmax probabilities averaged.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from hsijax.metrics import classification_scores
 from hsijax.models.checkpoints import load_model
 from hsijax.spectral import fit_normalization, pad_to_bucket
 
-NETWORKS = ("poster_cnn", "scratch", "fine_tuned")
+NETWORKS = ("poster_cnn", "scratch", "fine_tuned", "fine_tuned_ensemble")
+ENSEMBLE_MEMBERS = 3  # ``fine_tuned_ensemble``'s: 1 + 3 runs, twice ``fine_tuned``'s cost
 names = scene_names
 
 
@@ -62,8 +66,9 @@ class Networks:
 
 def run_network(method: str, features: few.SceneFeatures, split: few.Split, networks: Networks) -> few.Result:
     settings = networks.settings
-    if method == "fine_tuned":
-        return fine_tuned(features, split, settings.validation_fraction, **networks.fine_tune)
+    if method in ("fine_tuned", "fine_tuned_ensemble"):
+        members = ENSEMBLE_MEMBERS if method == "fine_tuned_ensemble" else 1
+        return fine_tuned(features, split, settings.validation_fraction, members=members, **networks.fine_tune)
     model = networks.poster
     padded, _ = pad_to_bucket(features.spectra, model.config.buckets)
     predicted, step = run_method("pretrained" if method == "poster_cnn" else "scratch", settings, model,
@@ -74,7 +79,7 @@ def run_network(method: str, features: few.SceneFeatures, split: few.Split, netw
 
 
 def fine_tuned(features: few.SceneFeatures, split: few.Split, validation_fraction: float, steps: int,
-               learning_rate: float) -> few.Result:
+               learning_rate: float, members: int = 1) -> few.Result:
     """The shared code's network and a head, fine-tuned with `fine_tune_refit`: the step count chosen
     on a quarter of each class's training pixels, then refitted on all of them; the codes the head
     sees standardised over every pixel of the scene (label-free)."""
@@ -88,8 +93,10 @@ def fine_tuned(features: few.SceneFeatures, split: few.Split, validation_fractio
                                         features.spectra.shape[-1], features.wavelengths)
     tuned = fine_tune_refit(classifier, variables, padded[split.train], features.targets[split.train],
                             np.searchsorted(split.train, fit), np.searchsorted(split.train, validate),
-                            seed=split.seed, all_spectra=padded, steps=steps, learning_rate=learning_rate)
-    return features.classes[tuned.predict(padded)], {"step": tuned.best_step, "fitted_pixels": int(len(split.train))}
+                            seed=split.seed, all_spectra=padded, steps=steps, learning_rate=learning_rate,
+                            members=members)
+    choice = {"step": tuned.best_step, "fitted_pixels": int(len(split.train))}
+    return features.classes[tuned.predict(padded)], choice | ({"members": members} if members > 1 else {})
 
 
 def run_one(method: str, features: few.SceneFeatures, split: few.Split, networks: Networks) -> few.Result:
@@ -133,7 +140,7 @@ def run_few_label(config, workdir, progress: bool = True) -> None:
     methods on frozen codes and spectra first, the networks trained end to end (slow) after."""
     workdir = check_output(Path(workdir).expanduser(), "directory")
     workdir.mkdir(parents=True, exist_ok=True)
-    check_settings(workdir, config, "hsijax few-label")
+    check_settings(workdir, config, "hsijax few-label", growing=("per_pixel", "spatial"))
     pretrained = load_model(config.checkpoint)
     features, networks = {}, None
     for trains_networks in (False, True):

@@ -27,7 +27,9 @@ TITLES = {
     "svm_scene_pca": "RBF SVM on the scene's own PCA, c = 32 (adapted, not shared)",
     "map": "**`hsijax map`**: encoder and head chosen by cross-validation",
     "label_spreading": "label spreading over every pixel's codes",
+    "self_training": "`hsijax map`'s choice, self-trained on the scene's unlabelled pixels",
     "fine_tuned": "shared code's network fine-tuned (standardised, regularised, refitted)",
+    "fine_tuned_ensemble": "the same, an ensemble of 3 refits over seeds",
     "poster_cnn": "the poster's CNN, fine-tuned (its recipe)",
     "scratch": "the poster's CNN from random weights",
     "spatial_svm": "spectra + their window means, RBF SVM",
@@ -36,6 +38,8 @@ TITLES = {
     "map_smoothed": "`hsijax map`, majority-filtered",
     "spatial_svm_smoothed": "spectra + window means, SVM, majority-filtered",
     "spatial_codes_smoothed": "codes + window means, SVM, majority-filtered",
+    "cnn_spectra": "2-D CNN on 9 × 9 patches of the spectra",
+    "cnn_codes": "2-D CNN on 9 × 9 patches of the codes",
 }
 SPLIT_TITLES = {"random": "random per-class split", "blocks": "spatially disjoint split (8 × 8 blocks)"}
 

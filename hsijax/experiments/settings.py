@@ -4,8 +4,11 @@
 same workdir with other seeds, steps or scenes, they would otherwise hand back the old numbers as
 if they were the new ones. The first run writes its config to ``WORKDIR/experiment_config.json``;
 a later one with other settings is refused in one line naming the fields that differ. Where the
-scenes are read from (``data_dir``) and whether they are rebuilt may change. A workdir of hsijax
-0.1 records none: its results are kept with one line, and the settings of this run recorded.
+scenes are read from (``data_dir``) and whether they are rebuilt may change, and a list an
+experiment names as ``growing`` (its methods: each result is computed on its own) may gain entries,
+so a study extended by a method runs only that method; a list that loses or renames an entry is
+other settings. A workdir of hsijax 0.1 records none: its results are kept with one line, and the
+settings of this run recorded.
 """
 
 from __future__ import annotations
@@ -40,17 +43,32 @@ def settings_of(config) -> dict:
     return {key: value for key, value in sorted(leaves.items()) if key not in UNCHECKED}
 
 
-def check_settings(workdir: Path, config, command: str) -> None:
-    """Record ``config`` in a new ``workdir``; refuse one that ran with other settings."""
+def entries(value) -> list[str]:
+    """A list field's entries, given as a list or (the comma-joined form) one string."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+def check_settings(workdir: Path, config, command: str, growing: tuple[str, ...] = ()) -> None:
+    """Record ``config`` in a new ``workdir``; refuse one that ran with other settings (a ``growing``
+    list may gain entries: the settings recorded then become this run's)."""
     path, now = Path(workdir) / SETTINGS, settings_of(config)
     if path.is_file():
         saved = json.loads(path.read_text())
+
+        def same(key) -> bool:
+            if key in growing and key in saved and key in now:
+                return set(entries(saved[key])) <= set(entries(now[key]))
+            return saved.get(key) == now.get(key)
+
         changed = [f"{key}: {saved.get(key)!r} -> {now.get(key)!r}" for key in sorted(set(saved) | set(now))
-                   if key not in UNCHECKED and saved.get(key) != now.get(key)]
+                   if key not in UNCHECKED and not same(key)]
         if changed:
             shown = "; ".join(changed[:6]) + (f"; and {len(changed) - 6} more" if len(changed) > 6 else "")
             raise HsijaxError(f"{workdir}: holds an {command} run with other settings ({shown}); give another "
                               "--workdir, or the settings it ran with")
+        if saved != now:  # a growing list gained entries
+            write_json_atomic(path, now)
         return
     if any(Path(workdir).iterdir()):
         warn(f"{workdir}: records no settings (written before hsijax 0.2), so its results are kept as they "

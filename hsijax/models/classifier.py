@@ -126,6 +126,15 @@ def predict(classifier: SpectralClassifier, variables, spectra: np.ndarray, chun
     return _chunked(apply, variables, spectra, chunk, np.zeros((0,), np.int32))
 
 
+def probabilities(classifier: SpectralClassifier, variables, spectra: np.ndarray, chunk: int = 4096,
+                  standardisation: tuple | None = None) -> np.ndarray:
+    """Softmax class probabilities (N, num_classes) for (N, B) spectra, chunked like `predict`: what
+    an ensemble averages (`hsijax.train.fine_tune.FineTunedRefit.predict`)."""
+    mean, scale = (None, None) if standardisation is None else (jnp.asarray(v, jnp.float32) for v in standardisation)
+    apply = functools.partial(_probabilities_fn(classifier), mean=mean, scale=scale)
+    return _chunked(apply, variables, spectra, chunk, np.zeros((0, classifier.num_classes), np.float32))
+
+
 def codes(classifier: SpectralClassifier, variables, spectra: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """The encoder's codes (N, code_width) of (N, B) spectra, chunked like `predict`."""
     return _chunked(_codes_fn(classifier), variables, spectra, chunk,
@@ -152,6 +161,12 @@ def _predict_fn(classifier: SpectralClassifier):
 def _standardised_predict_fn(classifier: SpectralClassifier):
     return jax.jit(lambda variables, spectra, mean, scale:
                    classifier.apply(variables, spectra, mean, scale).argmax(axis=-1))
+
+
+@functools.lru_cache(maxsize=None)
+def _probabilities_fn(classifier: SpectralClassifier):
+    return jax.jit(lambda variables, spectra, mean, scale:
+                   jax.nn.softmax(classifier.apply(variables, spectra, mean, scale), axis=-1))
 
 
 @functools.lru_cache(maxsize=None)

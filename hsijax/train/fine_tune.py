@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hsijax.models.classifier import SpectralClassifier, codes, predict
+from hsijax.models.classifier import SpectralClassifier, codes, predict, probabilities
 
 FINAL_LEARNING_RATE_FRACTION = 0.05  # the cosine decay ends at this fraction of the learning rate
 
@@ -153,11 +153,18 @@ class FineTunedRefit:
     fit_variables: dict | None = None  # the fit-only parameters at ``best_step`` (None without validation)
     seconds: float = 0.0  # wall time of the whole run (both phases)
     compiled_seconds: float = 0.0  # of which inside compiled calls
+    ensemble: tuple[dict, ...] = ()  # the further members' refitted variables (``members`` > 1)
 
     def predict(self, spectra: np.ndarray) -> np.ndarray:
         """Class indices (N,) of (N, B) spectra, padded and normalised like the training spectra:
-        the same standardisation, no dropout, no augmentation (deterministic)."""
-        return predict(self.classifier, self.variables, spectra, standardisation=(self.code_mean, self.code_scale))
+        the same standardisation, no dropout, no augmentation (deterministic). With an ensemble, the
+        class of the members' mean softmax probabilities."""
+        standardisation = (self.code_mean, self.code_scale)
+        if not self.ensemble:
+            return predict(self.classifier, self.variables, spectra, standardisation=standardisation)
+        total = sum(probabilities(self.classifier, variables, spectra, standardisation=standardisation)
+                    for variables in (self.variables, *self.ensemble))
+        return np.asarray(total).argmax(-1)
 
 
 def fine_tune_refit(classifier: SpectralClassifier, variables, spectra: np.ndarray, targets: np.ndarray,
@@ -165,7 +172,7 @@ def fine_tune_refit(classifier: SpectralClassifier, variables, spectra: np.ndarr
                     steps: int = 2000, batch_size: int = 256, learning_rate: float = 3e-3,
                     weight_decay: float = 1e-4, dropout: float = 0.2, label_smoothing: float = 0.1,
                     brightness: float = 0.1, noise: float = 0.005, offset: float = 0.01,
-                    eval_every: int = 50, refit: bool = True) -> FineTunedRefit:
+                    eval_every: int = 50, refit: bool = True, members: int = 1) -> FineTunedRefit:
     """Fine-tune on few labels, choose the step count on validation pixels, then refit on all of them.
 
     Why: `fine_tune` keeps the parameters that were fitted on the ``fit`` pixels only (about three
@@ -183,6 +190,12 @@ def fine_tune_refit(classifier: SpectralClassifier, variables, spectra: np.ndarr
     skips the choice: one run on all n pixels for ``steps`` steps. ``refit=False`` skips the refit
     and returns the fit-only parameters as ``variables`` (an ablation; for choosing settings on
     validation pixels without the refit's cost).
+
+    ``members`` > 1: an ensemble over seeds. The step count is chosen once (the members differ only
+    in their randomness, not in how long they should train), then ``members`` refits run on all
+    pixels, each with its own batches, dropout and augmentation, from the same initial parameters;
+    `FineTunedRefit.predict` averages their softmax probabilities. Its cost is 1 + ``members`` runs
+    rather than 2 x ``members``.
 
     What the training does beyond `fine_tune`:
     - the head sees the code standardised, ``(code - mean) / scale``, by a fixed affine (not
@@ -262,11 +275,14 @@ def fine_tune_refit(classifier: SpectralClassifier, variables, spectra: np.ndarr
         (_, best_step, best_params), history = train(draws, steps, 0, accuracy)
         fit_variables = {"params": best_params}
     if fit_variables is not None and not refit:
-        params = fit_variables["params"]
+        params, ensemble = fit_variables["params"], ()
     else:
-        params = train(batch_draws(len(targets), size, chunks * chunk, seed + 1), best_step, 1)
+        # Member j's batches from seed + 1 + 10007 j: apart from every other seed's first member's.
+        refits = [train(batch_draws(len(targets), size, chunks * chunk, seed + 1 + 10007 * member), best_step,
+                        1 + member) for member in range(max(1, members))]
+        params, ensemble = refits[0], tuple({"params": p} for p in refits[1:])
     return FineTunedRefit(classifier, {"params": params}, int(best_step), mean, scale, history, fit_variables,
-                          time.perf_counter() - began, compiled[0])
+                          time.perf_counter() - began, compiled[0], ensemble)
 
 
 def code_standardisation(classifier: SpectralClassifier, variables, spectra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

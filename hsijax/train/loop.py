@@ -195,7 +195,9 @@ def run_steps(model_config: NetworkConfig, state: dict, step_fn: Callable, itera
     """The training loop from step ``start`` to ``steps``: log every ``log_every`` steps, score the
     held-out pixels every ``eval_every``, and ``save(step, state, force)`` when ``should_save(step)``
     and at the end -- or at the first step boundary where ``should_stop(step)``, which then ends
-    the run there (a preemption notice)."""
+    the run there (a preemption notice). Without ``progress`` (no bar: a log file, a detached TPU
+    run, a batch job) process 0 writes one line per ``log_every`` steps to stderr instead, so that
+    such a log shows how far the run is."""
     params, opt_state = state["params"], state["opt_state"]
     meter = Throughput(batch_size)
     final_eval = {}
@@ -211,6 +213,9 @@ def run_steps(model_config: NetworkConfig, state: dict, step_fn: Callable, itera
             if log:
                 log.write(done, "train", values)
             bar.set_postfix(mse=f"{values['mse']:.2e}", px_s=f"{values['pixels_per_second']:,.0f}")
+            if not progress and jax.process_index() == 0:
+                print(f"{description}: step {done} of {steps}: mse {values['mse']:.3e}, "
+                      f"{values['pixels_per_second']:,.0f} px/s", file=sys.stderr, flush=True)
         if held_out and eval_every and (done % eval_every == 0 or done == steps):
             final_eval = evaluate(Model(model_config, to_host(params)), held_out)
             if log:
