@@ -196,3 +196,7 @@ def test_few_label_command_end_to_end(tmp_path):
     other = load_config(str(tmp_path / "config.py"), overrides[:4] + ["--config.seeds=2"] + overrides[5:])
     with pytest.raises(HsijaxError, match="seeds"):
         run_few_label(other, tmp_path / "work", progress=False)
+    typo = load_config(str(tmp_path / "config.py"), overrides[:6] + ["--config.spatial=spatial_codes,cnn_code"])
+    with pytest.raises(HsijaxError, match="config.spatial: unknown few-label method 'cnn_code'"):
+        run_few_label(typo, tmp_path / "fresh", progress=False)
+    assert not (tmp_path / "fresh").exists()  # refused before anything was written

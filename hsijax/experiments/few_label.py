@@ -138,6 +138,11 @@ def scene_inputs(config, name: str, pretrained) -> few.SceneFeatures:
 def run_few_label(config, workdir, progress: bool = True) -> None:
     """Every scene x split x fraction x method not on disk yet (see the module docstring): the
     methods on frozen codes and spectra first, the networks trained end to end (slow) after."""
+    known = [*few.PER_PIXEL, *few.SPATIAL, *NETWORKS]
+    for field in ("per_pixel", "spatial", "baselines"):
+        unknown = [m for m in names(config[field]) if m not in known]
+        if unknown:  # refused before anything runs, not when the study reaches it
+            raise HsijaxError(f"config.{field}: unknown few-label method {unknown[0]!r}; known: {', '.join(known)}")
     workdir = check_output(Path(workdir).expanduser(), "directory")
     workdir.mkdir(parents=True, exist_ok=True)
     check_settings(workdir, config, "hsijax few-label", growing=("per_pixel", "spatial"))
