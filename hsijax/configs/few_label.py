@@ -43,8 +43,8 @@ def get_config():
                       "cnn_spectra,cnn_codes")
     config.baselines = "svm,map"
 
-    # The poster's CNN (poster_cnn, scratch) trains on these scenes only: 2-4 minutes a run on this
-    # 2-core machine, 20 runs for Indian Pines alone.
+    # The poster's CNN (poster_cnn, scratch) and fine_tuned_ensemble train on these scenes only: 1-4
+    # minutes a run on this 2-core machine, 10 runs a method for Indian Pines alone.
     config.cnn_scenes = "indian_pines"
     # ``fine_tuned`` (hsijax.train.fine_tune.fine_tune_refit): its defaults, chosen on validation pixels
     # of Indian Pines at 5 % (seeds 0-2): at 1000 steps and 1e-3 the best step was often the last.
