@@ -159,6 +159,10 @@ def few_label_rows() -> dict[str, list[str]]:
         "spatial, random split: the same on spectra": (spatial, "spectra + window means, SVM, majority", random_split, 4),
         "spatial, disjoint blocks: codes": (spatial, "codes + window means, SVM, majority", blocks, 4),
         "spatial, disjoint blocks: the same on spectra": (spatial, "spectra + window means, SVM, majority", blocks, 4),
+        "spatial, random split: 2-D CNN on code patches": (spatial, "2-D CNN on 9 × 9 patches of the codes", random_split, 4),
+        "spatial, random split: 2-D CNN on spectra patches": (spatial, "2-D CNN on 9 × 9 patches of the spectra", random_split, 4),
+        "spatial, disjoint blocks: 2-D CNN on code patches": (spatial, "2-D CNN on 9 × 9 patches of the codes", blocks, 4),
+        "spatial, disjoint blocks: 2-D CNN on spectra patches": (spatial, "2-D CNN on 9 × 9 patches of the spectra", blocks, 4),
     }
     return {readme: [few_label_oa(section, scene, method, fraction, split) if index < columns else ""
                      for index, (scene, fraction) in enumerate(FEW_LABEL_COLUMNS)]

@@ -127,6 +127,7 @@ def choices(found: dict, method: str) -> list[str]:
         for run in done[method]["runs"]:
             choice = run["choice"]
             parts = [str(choice[key]) for key in ("encoder", "head", "features", "window", "filter") if key in choice]
+            parts += [f"{choice[key]} {unit}" for key, unit in (("rounds", "rounds"), ("step", "steps")) if key in choice]
             counter[", ".join(parts)] += 1
         chosen = "; ".join(f"{text} ({count}×)" for text, count in counter.most_common())
         lines.append(f"- {scene}, {SPLIT_TITLES[kind]}, {fraction:.0%}: {chosen}")
@@ -155,12 +156,14 @@ def goal_lines(found: dict, config) -> list[str]:
         verdict = "met" if spatial[best] >= 95 else f"missed by {95 - spatial[best]:.2f} points"
         lines.append(f"- indian_pines 5 %, spatial ≥ 95 % on the random split: best {best} {spatial[best]:.2f} % "
                      f"— {verdict}")
-    for (scene, kind, fraction), done in sorted(found.items()):
-        if kind == "blocks" and "spatial_codes" in done and "spatial_svm" in done:
-            mean, half = paired(oas(done["spatial_codes"]), oas(done["spatial_svm"]))
-            verdict = "met" if mean >= 0 else f"missed by {-mean:.2f} points"
-            lines.append(f"- {scene} {fraction:.0%}, disjoint split, codes ≥ spectra (window means + SVM): "
-                         f"{mean:+.2f} ± {half:.2f} — {verdict}")
+    for codes, spectra, what in (("spatial_codes", "spatial_svm", "window means + SVM"),
+                                 ("cnn_codes", "cnn_spectra", "2-D CNN on patches")):
+        for (scene, kind, fraction), done in sorted(found.items()):
+            if kind == "blocks" and codes in done and spectra in done:
+                mean, half = paired(oas(done[codes]), oas(done[spectra]))
+                verdict = "met" if mean >= 0 else f"missed by {-mean:.2f} points"
+                lines.append(f"- {scene} {fraction:.0%}, disjoint split, codes ≥ spectra ({what}): "
+                             f"{mean:+.2f} ± {half:.2f} — {verdict}")
     return lines
 
 
@@ -198,8 +201,9 @@ def figures(config, workdir: Path, report_dir: Path, found: dict) -> list[str]:
         loaded = load_scene(scene, data.data_dir, data.imports, source_dir=data.source_dir)
         if min(loaded.cube.shape[:2]) < 2:
             continue
-        path = map_figure(config, workdir, report_dir, scene, largest, ["svm", "map", "spatial_svm_smoothed", "spatial_codes_smoothed"],
-                          loaded.labels.reshape(-1), loaded.cube.shape[:2])
+        shown = ["svm", "map", "spatial_svm_smoothed", "spatial_codes_smoothed", "cnn_codes"]
+        path = map_figure(config, workdir, report_dir, scene, largest, shown, loaded.labels.reshape(-1),
+                          loaded.cube.shape[:2])
         if path:
             lines += [f"![{scene} maps]({path.name})", ""]
     return lines
@@ -251,6 +255,9 @@ def render(config, workdir: Path, report_dir: Path) -> str:
     lines += ["## What cross-validation chose", "", "`map` (encoder, head):"] + choices(found, "map") + [""]
     lines += ["`spatial_codes_smoothed` (features, windows, filter):"] + choices(found, "spatial_codes_smoothed") + [""]
     lines += ["`spatial_svm_smoothed` (features, windows, filter):"] + choices(found, "spatial_svm_smoothed") + [""]
+    lines += ["`self_training` (encoder, head, rounds of pseudo-labels; 0 rounds is `map` itself):"] + \
+        choices(found, "self_training") + [""]
+    lines += ["`cnn_codes` (features, training steps kept):"] + choices(found, "cnn_codes") + [""]
     lines += ["## Against the goals", ""] + goal_lines(found, config) + [""]
     lines += ["## Maps", "", "Seed 0, every pixel of the scene classified; the ground truth on its labelled pixels.",
               ""] + figures(config, workdir, report_dir, found)
