@@ -204,3 +204,38 @@ def test_the_old_module_paths_still_work_with_a_deprecation_warning():
         from hsijax.models.saved_model import newest_step_directory  # noqa: F401
     with pytest.raises(AttributeError):
         checkpoint._restore_step  # noqa: B018
+
+
+def test_a_shared_grid_pca_is_saved_with_a_checksum_and_the_0_2_layout_still_loads(tmp_path):
+    """`SharedGridPCA.save` writes through `save_arrays` (state, record, checksum last): a garbled
+    array is refused in one line; a code saved by 0.2 (``arrays/`` + ``record/``, no checksum) loads
+    with the same arrays; the shipped code is in the new layout."""
+    from hsijax.models.linear_code import SHIPPED, SharedGridPCA, saved_record
+
+    shipped = SharedGridPCA.load_pretrained(32)
+    assert sorted(p.name for p in Path(SHIPPED).iterdir()) == ["checksum", "record", "state"]
+    saved = shipped.save(tmp_path / "code", {"scenes": ["a", "b"]})
+    again = SharedGridPCA.load(saved)
+    np.testing.assert_array_equal(again.basis, shipped.basis)
+    assert saved_record(saved) == {"scenes": ["a", "b"]}
+
+    old = tmp_path / "old"  # what 0.2's `save` wrote
+    old.mkdir()
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(old / "arrays", {key: np.asarray(value, np.float32) for key, value in
+                                       (("mean", shipped.mean), ("basis", shipped.basis), ("scale", shipped.scale))})
+    checkpointer.wait_until_finished()
+    (old / "record").mkdir()
+    ocp.JsonCheckpointHandler().save(old / "record", args=ocp.args.JsonSave({"scenes": ["a"]}))
+    loaded = SharedGridPCA.load(old, 16)
+    np.testing.assert_array_equal(loaded.basis, shipped.basis[:16])
+    np.testing.assert_array_equal(loaded.scale, shipped.scale[:16])
+
+    garbled = tmp_path / "garbled"
+    shutil.copytree(saved, garbled)
+    chunk = max((p for p in (garbled / "state").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(HsijaxError, match=r"garbled: not a readable shared-grid PCA \("):
+        SharedGridPCA.load(garbled)

@@ -35,7 +35,7 @@ from etils import epath
 from hsijax.data.shared_grid import GRID_POINTS, from_grid, grid_interpolation, to_grid
 from hsijax.errors import HsijaxError, describe
 from hsijax.files import storage_path
-from hsijax.models.checkpoints import absl_quiet, new_folder, this_process_checkpointer
+from hsijax.models.checkpoints import RECORD, STATE, Damaged, absl_quiet, read_arrays, save_arrays
 from hsijax.models.inference import encode, reconstruct
 from hsijax.models.model import Model
 from hsijax.models.networks import LinearGridConfig
@@ -166,27 +166,29 @@ class SharedGridPCA:
         return Model(model_config, {"params": {"encoder": encoder}})
 
     def save(self, directory, record: dict | None = None) -> epath.Path:
-        """Write the code to the new folder ``directory`` (local or an object-store URI) in Orbax's
-        layout, as the shipped network's weights are: ``arrays`` (mean and basis, float32) and
-        ``record`` (JSON: what it was fitted on), written last."""
-        with new_folder(directory) as staging:
-            checkpointer = this_process_checkpointer()
-            arrays = {"mean": self.mean, "basis": self.basis, **({} if self.scale is None else {"scale": self.scale})}
-            checkpointer.save(staging / "arrays", {key: np.asarray(value, np.float32) for key, value in arrays.items()})
-            checkpointer.wait_until_finished()
-            (staging / "record").mkdir()
-            ocp.JsonCheckpointHandler().save(staging / "record", args=ocp.args.JsonSave(record or {}))
-        return storage_path(directory)
+        """Write the code to the new folder ``directory`` (local or an object-store URI) as the
+        checkpoint module writes arrays (`hsijax.models.checkpoints.save_arrays`): ``state/`` (mean,
+        basis and scale, float32), ``record`` (JSON: what it was fitted on) and the arrays'
+        ``checksum/``, written last, so a damaged or cut-short copy is refused, not read."""
+        arrays = {"mean": self.mean, "basis": self.basis, **({} if self.scale is None else {"scale": self.scale})}
+        return save_arrays(directory, {key: np.asarray(value, np.float32) for key, value in arrays.items()},
+                           {RECORD: record or {}})
 
     @classmethod
     def load(cls, directory, code_width: int | None = None) -> SharedGridPCA:
-        """A saved code, its first ``code_width`` components (default: all)."""
+        """A saved code, its first ``code_width`` components (default: all). Also reads hsijax 0.2's
+        layout (``arrays/`` and ``record/``, written before this file had a checksum)."""
         directory = storage_path(directory)
         try:
-            with absl_quiet():
-                arrays = ocp.StandardCheckpointer().restore(directory / "arrays")
+            if (directory / STATE).is_dir():
+                arrays, _ = read_arrays(directory, ())
+            else:  # 0.2
+                with absl_quiet():
+                    arrays = ocp.StandardCheckpointer().restore(directory / "arrays")
             mean, basis = (np.asarray(arrays[key], np.float64) for key in ("mean", "basis"))
             scale = np.asarray(arrays["scale"], np.float64) if "scale" in arrays else None
+        except Damaged as error:
+            raise HsijaxError(f"{directory}: not a readable shared-grid PCA ({error})") from None
         except Exception as error:  # Orbax and TensorStore raise many types for a missing or damaged folder
             raise HsijaxError(f"{directory}: not a saved shared-grid PCA ({describe(error)})") from None
         if mean.shape != (GRID_POINTS,) or basis.ndim != 2 or basis.shape[1] != GRID_POINTS:
@@ -199,14 +201,14 @@ class SharedGridPCA:
     @classmethod
     def load_pretrained(cls, code_width: int = 16) -> SharedGridPCA:
         """The shipped code (see the module docstring), its first ``code_width`` components (<= 32)."""
-        if not (SHIPPED / "arrays").is_dir():
+        if not (SHIPPED / RECORD).is_dir():
             raise HsijaxError(f"{SHIPPED}: the shipped shared-grid PCA is missing from this installation")
         return cls.load(SHIPPED, code_width)
 
 
 def saved_record(directory) -> dict:
     """What a saved code was fitted on (the ``record`` given to `SharedGridPCA.save`)."""
-    return ocp.JsonCheckpointHandler().restore(storage_path(directory) / "record")
+    return ocp.JsonCheckpointHandler().restore(storage_path(directory) / RECORD)
 
 
 def own_pca_reconstruction(spectra: np.ndarray, code_width: int) -> np.ndarray:
