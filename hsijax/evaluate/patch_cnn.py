@@ -145,11 +145,11 @@ def fit_patch_cnn(values: np.ndarray, shape: tuple[int, int], targets: np.ndarra
     labels = jnp.asarray(targets[train], jnp.int32)
 
     def run(members: np.ndarray, stop: int, phase: int, held: np.ndarray | None = None):
-        """Steps 0..stop-1 on batches of ``members``: (best held-out accuracy, its step, its
-        parameters), the history, and the final parameters."""
+        """Steps 0..stop-1 on batches of ``members``: the earliest step with the best held-out
+        accuracy (``stop`` without ``held``), the history, and the final parameters."""
         params, opt_state = init(seed, values.shape[-1])
         size = min(BATCH, len(members))
-        best, history = (-1.0, stop, params), []
+        best, history = (-1.0, stop), []
         key = jax.random.fold_in(jax.random.key(seed), phase)
         for start in range(0, stop, CHUNK):
             count = min(CHUNK, stop - start)
@@ -160,10 +160,10 @@ def fit_patch_cnn(values: np.ndarray, shape: tuple[int, int], targets: np.ndarra
                 accuracy = float(np.mean(scores == targets[train][held]))
                 history.append((start + count, accuracy))
                 if accuracy > best[0]:
-                    best = (accuracy, start + count, params)
-        return best, tuple(history), params
+                    best = (accuracy, start + count)
+        return best[1], tuple(history), params
 
     fit, held = (np.asarray(part, np.int64) for part in fold)
-    (_, best_step, _), history, _ = run(fit, steps, 0, held)
+    best_step, history, _ = run(fit, steps, 0, held)
     _, _, params = run(np.arange(len(train)), best_step, 1)
     return PatchFit(predict_all(logits, params, image, shape[0] * shape[1]), int(best_step), history)
