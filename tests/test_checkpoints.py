@@ -84,7 +84,7 @@ def test_one_fallback_serves_load_model_and_a_resumed_run(tmp_path, capsys, run)
 
     assert main(pretrain_command(run, work)) == 0
     out, err = capsys.readouterr()
-    (resumed,) = err.strip().splitlines()
+    (resumed,) = [line for line in err.strip().splitlines() if not line.startswith("pretrain: step ")]
     assert resumed == (f"hsijax: warning: {work / 'checkpoints' / '2'}: {reason}; moved to 2.damaged, "
                        "resuming from step 1")
     assert out.startswith("steps 1 -> 2")

@@ -690,7 +690,7 @@ echo "$$ $*" >> "$FAKE/starts"
 trap 'echo "preemption notice (SIGTERM): stopped at step $step of 40 and saved"; exit 0' TERM
 for word in "$@"; do [[ ${previous:-} == --workdir ]] && workdir=$word; previous=$word; done
 echo "steps 0 -> 40"
-for ((step = 1; step <= 300; step++)); do
+for ((step = 1; step <= 1200; step++)); do
   echo "step $step"
   [[ -f $FAKE/finish ]] && break
   sleep 0.1
@@ -722,7 +722,8 @@ def executable(path: Path, text: str) -> Path:
     return path
 
 
-def until(condition, seconds: float = 20) -> None:
+def until(condition, seconds: float = 120) -> None:
+    """Wait for ``condition`` (generous: the suite's other worker may load both cores)."""
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -801,7 +802,7 @@ def test_a_detached_run_outlives_dropped_polls_and_a_ctrl_c_and_attach_finishes_
     assert [line.split(" (exit ")[1][:4] for line in out.read_text().splitlines()
             if line.startswith("tpu_pretrain: cannot reach hx")] == ["255:", "255:"]
     os.killpg(launcher.pid, signal.SIGINT)  # Ctrl-C: the launcher and whatever ssh it has going
-    assert launcher.wait(timeout=10) == 130
+    assert launcher.wait(timeout=120) == 130
     said = [line for line in err.read_text().splitlines() if line.startswith("tpu_pretrain")]  # the rest: setup's
     assert said == [(f"tpu_pretrain: the run goes on on hx; reattach with `python launch/tpu_pretrain.py "
                      f"{shlex.join(cloud.command)} --attach`")]
@@ -813,7 +814,7 @@ def test_a_detached_run_outlives_dropped_polls_and_a_ctrl_c_and_attach_finishes_
     calls_before = cloud.calls()
 
     attach, out, err = cloud.launch("--attach")
-    assert attach.wait(timeout=20) == 0, err.read_text()
+    assert attach.wait(timeout=120) == 0, err.read_text()
     streamed = out.read_text()
     log = (cloud.worker / "hsijax-run" / "run.log").read_text()
     assert streamed.count("steps 0 -> 40\n") == 1 and steps(streamed) == steps(log) and "pretrain: done" in streamed
@@ -832,12 +833,12 @@ def test_a_rerun_while_the_run_goes_on_follows_it_instead_of_starting_a_second(c
     launcher, out, _ = cloud.launch()
     until(lambda: "step 2\n" in out.read_text())
     os.killpg(launcher.pid, signal.SIGKILL)  # the launcher and its children
-    launcher.wait(timeout=10)
+    launcher.wait(timeout=120)
     assert (cloud.dir / "state").read_text() == "READY\n" and cloud.run_status() is None
     rerun, out, err = cloud.launch()
     until(lambda: "following it instead of starting another" in out.read_text())
     cloud.finish()
-    assert rerun.wait(timeout=20) == 0, err.read_text()
+    assert rerun.wait(timeout=120) == 0, err.read_text()
     assert cloud.calls().count("worker.sh setup") == 1 and cloud.calls().count("worker.sh start") == 1
     assert len((cloud.dir / "starts").read_text().splitlines()) == 1
     assert "steps 0 -> 40\n" in out.read_text() and "pretrain: done" in out.read_text()
@@ -862,14 +863,14 @@ def test_the_worker_stops_leftovers_holding_the_tpu_never_starts_two_runs_and_te
 
     def worker(*words: str) -> str:
         result = subprocess.run(["bash", "hsijax/launch/worker.sh", *words], cwd=cloud.worker, env=environment,
-                                capture_output=True, text=True, timeout=30, check=False)
+                                capture_output=True, text=True, timeout=120, check=False)
         assert result.returncode == 0, result.stderr
         return result.stdout
 
     try:
         started = worker("start", "--config", "tiny")
         assert f"stopping processes left holding the TPU (jax-ml/jax#13260): {stray.pid} sleep 60" in started
-        assert stray.wait(timeout=10) == -signal.SIGKILL
+        assert stray.wait(timeout=60) == -signal.SIGKILL
         assert "sudo rm -f /tmp/libtpu_lockfile" in cloud.calls()
         assert "not starting another" in worker("start", "--config", "tiny")
         until(lambda: "step 2\n" in worker("poll", "0"))
