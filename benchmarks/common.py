@@ -61,8 +61,10 @@ def blas() -> dict:
             **{name: os.environ[name] for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if name in os.environ}}
 
 
-def matmul_rates(size: int = 4096, repeats: int = 3) -> dict[str, float]:
-    """GFLOP/s of a float32 size x size matrix product in each library available here."""
+def matmul_rates(size: int = 4096, repeats: int = 3, with_torch: bool = True) -> dict[str, float]:
+    """GFLOP/s of a float32 size x size matrix product in each library available here (PyTorch only
+    ``with_torch``: a --quick run, which checks the script, leaves it out, as it leaves out every
+    PyTorch reference)."""
     import jax
     import jax.numpy as jnp
 
@@ -72,7 +74,7 @@ def matmul_rates(size: int = 4096, repeats: int = 3) -> dict[str, float]:
     x = jnp.asarray(a)
     dot = jax.jit(jnp.dot)
     rates["xla"] = flops / seconds_per_call(lambda: dot(x, x).block_until_ready(), repeats) / 1e9
-    torch = optional_torch()
+    torch = optional_torch() if with_torch else None
     if torch is not None:
         t = torch.from_numpy(a)
         with torch.inference_mode():
@@ -88,6 +90,17 @@ def optional_torch():
         return None
     torch.set_num_threads(os.cpu_count() or 1)
     return torch
+
+
+def torch_version() -> str | None:
+    """PyTorch's version when it is installed, from its package's metadata: importing torch to ask
+    would cost every benchmark seconds, --quick ones included."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def peak_rss_mib() -> float:
@@ -108,7 +121,7 @@ def machine() -> dict:
     return {"date": datetime.date.today().isoformat(), "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
             "jax": jax.__version__, "backend": jax.default_backend(),
-            "torch": getattr(optional_torch(), "__version__", None), "blas": blas()}
+            "torch": torch_version(), "blas": blas()}
 
 
 def parser(description: str) -> argparse.ArgumentParser:

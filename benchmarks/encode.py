@@ -303,7 +303,7 @@ def main() -> None:
         args.pixels, args.cnn_pixels, args.repeats, args.scene, args.batches = 4096, 512, 2, (60, 50, 200), (256,)
         bands, widths, runs = (200,), (16,), [("envi", ".npy"), ("geotiff", ".tif")]
     torch = None if args.quick else optional_torch()
-    matmul = matmul_rates(1024 if args.quick else 4096)
+    matmul = matmul_rates(1024 if args.quick else 4096, with_torch=torch is not None)
     print(f"float32 matmul GFLOP/s: {matmul}", flush=True)
     shipped = shipped_rows(args.pixels, args.cnn_pixels, args.repeats, bands)
     print(table(shipped, ["network", "bands", "pixels", "hsijax_px_s", "matmul_px_s", "fraction_of_matmul"]),

@@ -126,7 +126,7 @@ def main() -> None:
     if args.quick:  # checks the script: one band count, small batches, no PyTorch
         args.batch, args.repeats, measured = 32, 2, BANDS[:1]
     torch = None if args.quick else optional_torch()
-    matmul = matmul_rates(1024 if args.quick else 4096)
+    matmul = matmul_rates(1024 if args.quick else 4096, with_torch=torch is not None)
     print(f"float32 matmul GFLOP/s: {matmul}", flush=True)
     rows = [configuration(torch, bands, decoder, args.batch, args.repeats, max(matmul.values()))
             for decoder in ("faithful", "conditioned") for bands in measured]

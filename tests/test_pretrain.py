@@ -1,7 +1,8 @@
 """`hsijax pretrain`: checkpoints and resume, 1 vs 8 devices, 2 processes vs 1, plain-Orbax restore.
 
-Every run is the `tiny` config (Indian Pines, 40 steps of 64 pixels) in a subprocess, so that the
-device count (XLA_FLAGS) and the process count can differ between runs.
+Every run is the `tiny` config (Indian Pines, 40 steps of 64 pixels): in a subprocess where the
+device count (XLA_FLAGS) or the process count differs between runs, else in this process
+(`pretrain_here`: a child's start-up, seconds each, tested nothing more).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 from conftest import environment, pretrain, pretrain_command
 
+from hsijax.cli import main
 from hsijax.models.checkpoints import load_model
 from hsijax.models.model import init_variables
 from hsijax.train.metrics_log import read_metrics
@@ -31,6 +33,13 @@ pytestmark = pytest.mark.full  # pretraining runs in child processes, over sever
 # gradient-averaging mistake would move by percents, must agree to 1e-4.
 PARAMETER_TOLERANCE = 1e-2
 LOSS_TOLERANCE = 1e-4
+
+
+def pretrain_here(capsys, workdir: Path, data_dir: Path, *extra: str) -> tuple[int, str, str]:
+    """`hsijax pretrain` with the tiny config in this process (one device): (exit code, stdout, stderr)."""
+    code = main(pretrain_command(workdir, data_dir, *extra)[3:])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def params_of(workdir: Path) -> list[np.ndarray]:
@@ -91,21 +100,22 @@ def test_two_processes_give_the_parameters_of_one(tmp_path, data_dir, reference)
 # Killing and resuming (five kills, one inside a save): tests/test_reliability.py.
 
 
-def test_a_finished_run_resumes_to_nothing(tmp_path, data_dir, reference):
-    result = pretrain(reference, data_dir)
-    assert result.stdout.startswith("steps 40 -> 40")
+def test_a_finished_run_resumes_to_nothing(capsys, data_dir, reference):
+    code, out, err = pretrain_here(capsys, reference, data_dir)
+    assert code == 0 and out.startswith("steps 40 -> 40"), err[-3000:]
 
 
-def test_a_workdir_of_another_model_is_refused(tmp_path, data_dir, reference):
+def test_a_workdir_of_another_model_is_refused(capsys, data_dir, reference):
     before = sorted(p.name for p in (reference / "checkpoints").iterdir())
-    result = subprocess.run(pretrain_command(reference, data_dir, "--config.model.code_width=4"),
-                            env=environment(1), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and "holds a run of another model" in result.stderr
+    code, _, err = pretrain_here(capsys, reference, data_dir, "--config.model.code_width=4")
+    assert code == 2 and "holds a run of another model" in err
     assert sorted(p.name for p in (reference / "checkpoints").iterdir()) == before
 
 
-def test_a_run_can_start_from_a_saved_model(tmp_path, data_dir, reference):
-    pretrain(tmp_path, data_dir, 1, f"--config.init_from={reference}", "--config.train.steps=1")
+def test_a_run_can_start_from_a_saved_model(tmp_path, capsys, data_dir, reference):
+    code, _, err = pretrain_here(capsys, tmp_path, data_dir, f"--config.init_from={reference}",
+                                 "--config.train.steps=1")
+    assert code == 0, err[-3000:]
     started, saved = params_of(tmp_path), params_of(reference)
     fresh = [np.asarray(leaf) for leaf in jax.tree.leaves(init_variables(load_model(reference).config, 0))]
     # One Adam step at learning rate 1e-3 moves no weight by more than about 1e-3; the reference's 40
@@ -114,16 +124,20 @@ def test_a_run_can_start_from_a_saved_model(tmp_path, data_dir, reference):
     assert max(float(np.abs(a - f).max()) for a, f in zip(started, fresh)) > 0.01
 
 
-def test_a_built_in_config_starts_from_the_shipped_weights_and_says_what_it_overrules(tmp_path, data_dir):
+def test_a_built_in_config_starts_from_the_shipped_weights_and_says_what_it_overrules(tmp_path, capsys, data_dir):
     """`tiny` describes a smaller conditioned CNN; with init_from the network is the saved one, and
     one line names each config.model field the weights overrule (before: refused) -- or, for another
     network, the kind and that network's fields."""
-    result = pretrain(tmp_path / "poster", data_dir, 1, "--config.init_from=poster", "--config.train.steps=2")
-    lines = [line for line in result.stderr.splitlines() if "config.init_from=poster" in line]
-    assert len(lines) == 1 and "code_width 8 -> 16" in lines[0] and "decoder conditioned -> faithful" in lines[0]
+    code, _, err = pretrain_here(capsys, tmp_path / "poster", data_dir, "--config.init_from=poster",
+                                 "--config.train.steps=2")
+    lines = [line for line in err.splitlines() if "config.init_from=poster" in line]
+    assert code == 0 and len(lines) == 1, err[-3000:]
+    assert "code_width 8 -> 16" in lines[0] and "decoder conditioned -> faithful" in lines[0]
     assert load_model(tmp_path / "poster").config == load_model("poster").config
-    result = pretrain(tmp_path / "linear", data_dir, 1, "--config.init_from=pretrained", "--config.train.steps=2")
-    lines = [line for line in result.stderr.splitlines() if "config.init_from=pretrained" in line]
+    code, _, err = pretrain_here(capsys, tmp_path / "linear", data_dir, "--config.init_from=pretrained",
+                                 "--config.train.steps=2")
+    lines = [line for line in err.splitlines() if "config.init_from=pretrained" in line]
+    assert code == 0, err[-3000:]
     assert len(lines) == 1 and "kind poster_cnn -> linear_grid (the linear network" in lines[0], lines
     assert load_model(tmp_path / "linear").config == load_model("pretrained").config
 

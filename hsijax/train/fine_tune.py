@@ -63,10 +63,13 @@ def rows_class(count: int) -> int:
 MAX_CHUNK = 10  # steps per compiled call; compiling costs about 0.4 s per unrolled step here
 
 
-def chunk_steps(eval_every: int) -> int:
+def chunk_steps(eval_every: int, steps: int | None = None) -> int:
     """Steps per compiled call: the largest divisor of ``eval_every`` up to `MAX_CHUNK`, so every
-    evaluation falls at the end of a chunk."""
-    return max(k for k in range(1, MAX_CHUNK + 1) if eval_every % k == 0)
+    evaluation falls at the end of a chunk; never more than the run's ``steps``, so a short run (a
+    smoke test, the demo's ``--classify-steps 3``) compiles only the steps it takes (the same
+    batches and parameters: steps past the end would only be masked)."""
+    largest = max(k for k in range(1, MAX_CHUNK + 1) if eval_every % k == 0)
+    return largest if steps is None else max(1, min(largest, steps))
 
 
 def fine_tune(classifier: SpectralClassifier, variables, spectra: np.ndarray, labels: np.ndarray,
@@ -79,7 +82,7 @@ def fine_tune(classifier: SpectralClassifier, variables, spectra: np.ndarray, la
     parameters after ``steps`` steps.
     """
     began = time.perf_counter()
-    chunk = chunk_steps(eval_every)
+    chunk = chunk_steps(eval_every, steps)
     size = min(batch_size, len(labels))
     draws = batch_draws(len(labels), size, -(-steps // chunk) * chunk, seed)
     rows = rows_class(len(labels))
@@ -89,7 +92,7 @@ def fine_tune(classifier: SpectralClassifier, variables, spectra: np.ndarray, la
     targets[: len(labels)] = labels
     data = jax.device_put((padded, targets))
     init, run = _compiled(classifier, steps, learning_rate, chunk)
-    params = variables["params"]
+    params = uncommitted(variables["params"])
     opt_state = init(params)
     best, history, compiled = (-1.0, steps, params), [], 0.0
     for start in range(0, steps, chunk):
@@ -111,6 +114,13 @@ def fine_tune(classifier: SpectralClassifier, variables, spectra: np.ndarray, la
     if validation is None:
         return FineTuned({"params": params}, steps, (), seconds, compiled)
     return FineTuned({"params": best[2]}, best[1], tuple(history), seconds, compiled)
+
+
+def uncommitted(params):
+    """``params`` as arrays not committed to a device. A checkpoint's encoder is read onto the device
+    (committed), a fresh network's is not, and jit compiles once for each kind of placement: as
+    they are, the pretrained and scratch networks of one comparison compiled the same chunk twice."""
+    return jax.tree.map(lambda leaf: jax.device_put(np.asarray(leaf)), params)
 
 
 @functools.lru_cache(maxsize=None)
@@ -226,7 +236,7 @@ def fine_tune_refit(classifier: SpectralClassifier, variables, spectra: np.ndarr
     if len(fit) == 0:
         raise ValueError("fine_tune_refit needs at least one pixel to fit")
     mean, scale = code_standardisation(classifier, variables, spectra if all_spectra is None else all_spectra)
-    chunk = chunk_steps(eval_every)
+    chunk = chunk_steps(eval_every, steps)
     size = min(batch_size, len(fit))  # both runs draw batches of this size
     chunks = -(-steps // chunk)
     rows = rows_class(len(targets))  # both runs see all n rows (the fit's batches only draw ``fit``)
@@ -236,6 +246,7 @@ def fine_tune_refit(classifier: SpectralClassifier, variables, spectra: np.ndarr
     labels[: len(targets)] = targets
     data = jax.device_put((padded, labels))
     init, run = _compiled_refit(classifier, steps, chunk, float(dropout))
+    variables = {**variables, "params": uncommitted(variables["params"])}
     hyper = {"learning_rate": learning_rate, "weight_decay": weight_decay, "label_smoothing": label_smoothing,
              "brightness": brightness, "noise": noise, "offset": offset}
     hyper = {name: jnp.float32(value) for name, value in hyper.items()}

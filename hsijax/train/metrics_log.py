@@ -15,6 +15,7 @@ steps a resumed run computes again anyway.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -23,13 +24,27 @@ import jax
 from hsijax.files import is_uri, storage_path
 
 
+def summary_writer():
+    """tensorboardX's ``SummaryWriter``, imported without PyTorch. tensorboardX imports torch when it
+    is installed, for its type hints only (hsijax logs floats), and that took 1.5-3 s of the start of
+    every pretraining; a torch imported already is left as it is."""
+    if "torch" in sys.modules or "tensorboardX" in sys.modules:
+        from tensorboardX import SummaryWriter
+    else:
+        sys.modules["torch"] = None  # `import torch` raises ImportError meanwhile, which tensorboardX expects
+        try:
+            from tensorboardX import SummaryWriter
+        finally:
+            del sys.modules["torch"]
+    return SummaryWriter
+
+
 class MetricsLog:
     def __init__(self, workdir):
         self.enabled = jax.process_index() == 0
         if not self.enabled:
             return
-        from tensorboardX import SummaryWriter
-
+        SummaryWriter = summary_writer()
         self.remote = storage_path(workdir) if is_uri(workdir) else None
         if self.remote:
             self.staging = tempfile.TemporaryDirectory(prefix="hsijax-metrics-")
