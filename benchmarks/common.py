@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import os
 import platform
 import resource
@@ -90,6 +91,18 @@ def optional_torch():
         return None
     torch.set_num_threads(os.cpu_count() or 1)
     return torch
+
+
+_FRESH_WIDTHS = itertools.count(33)
+
+
+def fresh_code_width() -> int:
+    """A code width no earlier call in this process returned, above every width the benchmarks
+    create (8 to 32): the config of a network nothing has compiled yet. Counted here, not in the
+    script that asks, which one process may load twice (the benchmark test runs `encode.py` as
+    __main__ after `accelerator.py` imported it: two counters gave one width twice, and no
+    compilation to count the second time)."""
+    return next(_FRESH_WIDTHS)
 
 
 def torch_version() -> str | None:
